@@ -1,0 +1,16 @@
+"""User-facing errors.
+
+A :class:`UserError` is a mistake the user can fix (a missing file, a bad value, a device that is
+not there). Its message is one line that names the fix. CLIs print it and exit with code 2; they
+never show a traceback for it. Internal invariants use ``assert``.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A bad input the user can fix; the message says how."""
+
+
+class IncompatibleModelsError(UserError):
+    """Target and drafts cannot work together (tokenizer, vocabulary, context)."""

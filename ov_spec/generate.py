@@ -1,0 +1,122 @@
+"""``python -m ov_spec.generate FOLDER --prompt TEXT``: speculative generation from the command line.
+
+Text streams to stdout and a metrics line goes to stderr; ``--json`` prints one JSON object with
+``text``, ``token_ids``, ``finish_reason`` and ``metrics`` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ov_spec.cli import run_cli
+from ov_spec.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ov_spec.generate", description=__doc__.splitlines()[0])
+    p.add_argument("folder", help="pipeline folder written by `python -m ov_spec.export`")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help="prompt text")
+    src.add_argument("--prompt-file", help="read the prompt from this file ('-' = stdin)")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--top-k", type=int, default=0, help="0 = off")
+    p.add_argument("--top-p", type=float, default=1.0, help="1.0 = off")
+    p.add_argument("--seed", type=int, default=None, help="seed for sampling (reproducible runs)")
+    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    p.add_argument(
+        "--draft-tokens",
+        type=int,
+        action="append",
+        default=None,
+        help="tokens drafted per pass; repeat once per verifying level of a cascade (default 4)",
+    )
+    p.add_argument(
+        "--adaptive", action="store_true", help="adapt the draft length (+2 on full accept, -1 otherwise)"
+    )
+    p.add_argument(
+        "--min-confidence", type=float, default=0.0, help="stop drafting below this draft probability"
+    )
+    p.add_argument("--models", help="comma-separated chain to use, target first (default: every level)")
+    p.add_argument("--ngram", action="store_true", help="prompt-lookup drafting as the lowest level")
+    p.add_argument("--no-draft", action="store_true", help="target-only decoding (the baseline)")
+    p.add_argument("--devices", help="device placement config (TOML or JSON)")
+    p.add_argument(
+        "--device", action="append", default=[], metavar="NAME=DEVICE", help="override a placement"
+    )
+    p.add_argument(
+        "--property", action="append", default=[], metavar="NAME.KEY=VALUE", help="override a property"
+    )
+    p.add_argument(
+        "--rollback", choices=["trim", "mask"], default="trim", help="KV-cache rollback (default trim)"
+    )
+    p.add_argument("--chat", action="store_true", help="apply the model's chat template")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    prompt = args.prompt if args.prompt is not None else _read_prompt(args.prompt_file)
+    import ov_spec
+
+    pipe = ov_spec.load(
+        args.folder,
+        devices=args.devices,
+        device_overrides=args.device,
+        property_overrides=args.property,
+        rollback=args.rollback,
+    )
+    draft_tokens = args.draft_tokens or 4
+    if isinstance(draft_tokens, list) and len(draft_tokens) == 1:
+        draft_tokens = draft_tokens[0]
+    options = dict(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        stop=args.stop,
+        draft_tokens=draft_tokens,
+        adaptive=args.adaptive,
+        min_confidence=args.min_confidence,
+        use_draft=not args.no_draft,
+        ngram=args.ngram,
+        chat=args.chat,
+        models=args.models.split(",") if args.models else None,
+    )
+    if args.json:
+        result = pipe.generate(prompt, **options)
+        print(
+            json.dumps(
+                {
+                    "text": result.text,
+                    "token_ids": result.token_ids,
+                    "finish_reason": result.finish_reason,
+                    "metrics": result.metrics.to_dict(),
+                }
+            )
+        )
+        return 0
+
+    def show(chunk: str) -> None:
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+    result = pipe.generate(prompt, streamer=show, **options)
+    sys.stdout.write("\n")
+    print(f"[{result.finish_reason}] {result.metrics.summary()}", file=sys.stderr)
+    return 0
+
+
+def _read_prompt(path: str) -> str:
+    try:
+        return sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    except OSError as err:
+        raise UserError(f"cannot read prompt file {path}: {err.strerror}; pass a readable file") from None
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,122 @@
+"""Proposers: where draft tokens come from.
+
+A proposer turns the committed sequence into up to ``k`` candidate tokens, plus (when sampling)
+the processed distribution ``q`` each was drawn from. Three kinds share this interface:
+
+* :class:`ModelProposer` - a small draft model, one token per forward pass;
+* :class:`NgramProposer` - prompt lookup: copy what followed the last n-gram earlier on;
+* :class:`ov_spec.runtime.speculator.Speculator` - a whole speculative level, which makes
+  cascades of any depth (ML-SpecQD) a chain of proposers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ov_spec.runtime.sampling import SamplingParams, choose
+from ov_spec.runtime.stateful import StatefulLM
+
+
+@dataclass
+class Proposal:
+    """Candidate tokens and, when sampling, the rows ``q[i]`` they were drawn from."""
+
+    tokens: list[int]
+    probs: np.ndarray | None = None  # [len(tokens), V]; None when greedy
+
+
+class Proposer(Protocol):
+    """Anything that drafts tokens for the level above it."""
+
+    name: str
+
+    def propose(
+        self, sequence: Sequence[int], k: int, params: SamplingParams, rng: np.random.Generator
+    ) -> Proposal: ...
+
+    def reset(self) -> None: ...
+
+
+class ModelProposer:
+    """A draft model over its own stateful KV cache.
+
+    ``min_confidence`` stops drafting early when the draft's top probability falls below it
+    (0 = never): a doubtful token is likely rejected and would only cost a draft step.
+    """
+
+    def __init__(self, model: StatefulLM, min_confidence: float = 0.0) -> None:
+        self.model = model
+        self.name = model.name
+        self.min_confidence = min_confidence
+
+    def reset(self) -> None:
+        self.model.reset()
+
+    def propose(
+        self, sequence: Sequence[int], k: int, params: SamplingParams, rng: np.random.Generator
+    ) -> Proposal:
+        # sync() rolls the draft back past tokens the level above rejected, and returns what the
+        # draft has not seen yet: usually the last emitted token, the whole prompt at first.
+        feed = self.model.sync(sequence)
+        tokens: list[int] = []
+        rows: list[np.ndarray] = []
+        for _ in range(k):
+            logits = self.model.forward(feed)[0]
+            token, q = choose(logits, params, rng)
+            tokens.append(token)
+            if q is not None:
+                rows.append(q)
+            if self.min_confidence > 0 and _top_probability(logits, q) < self.min_confidence:
+                break
+            feed = [token]
+        return Proposal(tokens, np.stack(rows) if rows else None)
+
+
+class NgramProposer:
+    """Prompt lookup decoding: find the latest earlier occurrence of the sequence's last n-gram
+    (longest n first) and propose the tokens that followed it. Needs no model.
+
+    When sampling, its proposals are deterministic, i.e. ``q`` is one-hot; the lossless rule then
+    accepts token x with probability ``p(x)``.
+    """
+
+    def __init__(self, max_ngram: int = 3, min_ngram: int = 1, name: str = "ngram") -> None:
+        self.max_ngram = max_ngram
+        self.min_ngram = min_ngram
+        self.name = name
+        self.vocab_size = 0  # set by the pipeline: one-hot rows need it when sampling
+
+    def reset(self) -> None:
+        pass
+
+    def propose(
+        self, sequence: Sequence[int], k: int, params: SamplingParams, rng: np.random.Generator
+    ) -> Proposal:
+        tokens = self._lookup(np.asarray(sequence, dtype=np.int64), k) if k > 0 else []
+        if params.greedy or not tokens:
+            return Proposal(tokens)
+        probs = np.zeros((len(tokens), self.vocab_size))
+        probs[np.arange(len(tokens)), tokens] = 1.0
+        return Proposal(tokens, probs)
+
+    def _lookup(self, seq: np.ndarray, k: int) -> list[int]:
+        for n in range(min(self.max_ngram, len(seq) - 1), self.min_ngram - 1, -1):
+            tail = seq[-n:]
+            # All windows of length n that end before the tail itself, newest first.
+            windows = np.lib.stride_tricks.sliding_window_view(seq[:-1], n)
+            hits = np.flatnonzero((windows == tail).all(axis=1))
+            if hits.size:
+                start = int(hits[-1]) + n
+                return seq[start : start + k].tolist()
+        return []
+
+
+def _top_probability(logits: np.ndarray, probs: np.ndarray | None) -> float:
+    if probs is not None:
+        return float(probs.max())
+    z = logits - logits.max()
+    return float(1.0 / np.exp(z).sum())  # softmax value of the argmax

@@ -1,0 +1,151 @@
+"""One speculative level: a verifying model, the proposer below it, and its draft length.
+
+:meth:`Speculator.step` is the whole speculative decoding iteration (propose -> score -> verify);
+the cache rollback it implies happens in ``StatefulLM.sync`` on the next call. A Speculator is
+itself a proposer (:meth:`Speculator.propose`), so a cascade is a chain: the target's proposer is
+the self-draft's Speculator, whose proposer is the small draft model (ML-SpecQD).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ov_spec.errors import UserError
+from ov_spec.runtime.proposers import Proposal, Proposer
+from ov_spec.runtime.sampling import SamplingParams
+from ov_spec.runtime.stateful import StatefulLM
+from ov_spec.runtime.verify import verify_greedy, verify_sampling
+
+
+@dataclass
+class DraftLength:
+    """How many tokens to draft per iteration.
+
+    Fixed by default. ``adaptive`` applies the +2/-1 heuristic: after an iteration where every
+    drafted token was accepted draft two more next time, otherwise one fewer (within bounds).
+    """
+
+    k: int = 4  # tokens drafted per target pass
+    adaptive: bool = False
+    k_min: int = 1
+    k_max: int = 16
+
+    def __post_init__(self) -> None:
+        if int(self.k) != self.k or self.k < 0:
+            raise UserError(f"draft_tokens must be a whole number >= 0, got {self.k}")
+        if not (1 <= self.k_min <= self.k_max):
+            raise UserError(
+                f"draft length bounds must satisfy 1 <= k_min <= k_max, got {self.k_min}, {self.k_max}"
+            )
+        self._start = self.k
+
+    def update(self, drafted: int, accepted: int) -> None:
+        if not self.adaptive or drafted == 0:
+            return
+        self.k = min(self.k + 2, self.k_max) if accepted == drafted else max(self.k - 1, self.k_min)
+
+    def reset(self) -> None:
+        self.k = self._start
+
+
+@dataclass
+class LevelStats:
+    """Counters of one level over a generation (see :mod:`ov_spec.runtime.metrics`)."""
+
+    prefill_passes: int = 0  # passes that only read the prompt (one per request)
+    passes: int = 0  # decoding (verification) passes of this level's model
+    drafted: int = 0  # tokens its proposer drafted
+    accepted: int = 0  # drafted tokens it accepted
+    emitted: int = 0  # tokens it produced (accepted + one correction/bonus per pass)
+    draft_lengths: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Step:
+    """Tokens one iteration emitted, with their target distributions when sampling."""
+
+    tokens: list[int]
+    probs: np.ndarray | None
+
+
+class Speculator:
+    """A verifying model with an optional proposer below it."""
+
+    def __init__(self, model: StatefulLM, proposer: Proposer | None = None, draft: DraftLength | None = None):
+        self.model = model
+        self.proposer = proposer
+        self.draft = draft or DraftLength()
+        self.name = model.name
+        self.stats = LevelStats()
+
+    def reset(self) -> None:
+        """New request: empty caches, counters and draft length, on every level below too."""
+        self.model.reset()
+        self.draft.reset()
+        self.stats = LevelStats()
+        if self.proposer is not None:
+            self.proposer.reset()
+
+    def step(
+        self, sequence: Sequence[int], params: SamplingParams, rng: np.random.Generator, limit: int
+    ) -> Step:
+        """One iteration: draft, score all drafted positions in one pass, accept, correct.
+
+        Emits between 1 and ``limit`` tokens (the drafted ones that survive, then one from the
+        target). The first call of a request only prefills: drafting then would delay the first
+        token by the draft's own prefill.
+        """
+        prefill = not self.model.tokens
+        k = min(self.draft.k, limit - 1) if self.proposer is not None and not prefill else 0
+        proposal = self.proposer.propose(sequence, k, params, rng) if k > 0 else Proposal([])
+        drafted = proposal.tokens
+
+        # Score: the target catches up on the committed tokens it has not seen (rolling back the
+        # ones it rejected last time), then scores every drafted position plus one in one pass.
+        feed = self.model.sync(sequence) + drafted
+        logits = self.model.forward(feed, n_logits=len(drafted) + 1)
+
+        if params.greedy:
+            verdict = verify_greedy(drafted, logits)
+        else:
+            verdict = verify_sampling(drafted, proposal.probs, logits, params, rng)
+        tokens = drafted[: verdict.accepted] + [verdict.next_token]
+
+        if prefill:  # not a decoding pass: kept out of tokens-per-pass
+            self.stats.prefill_passes += 1
+            return Step(tokens, verdict.probs)
+        self.stats.passes += 1
+        self.stats.drafted += len(drafted)
+        self.stats.accepted += verdict.accepted
+        self.stats.emitted += len(tokens)
+        if k > 0:
+            self.stats.draft_lengths.append(len(drafted))
+        self.draft.update(len(drafted), verdict.accepted)
+        return Step(tokens, verdict.probs)
+
+    def propose(
+        self, sequence: Sequence[int], k: int, params: SamplingParams, rng: np.random.Generator
+    ) -> Proposal:
+        """Act as the proposer of the level above: generate exactly ``k`` tokens speculatively.
+
+        Each token follows this level's processed distribution exactly (lossless), so the rows
+        the verifier returns are the ``q`` the level above needs.
+        """
+        seq = list(sequence)
+        tokens: list[int] = []
+        rows: list[np.ndarray] = []
+        while len(tokens) < k:
+            step = self.step(seq, params, rng, limit=k - len(tokens))
+            tokens += step.tokens
+            seq += step.tokens
+            if step.probs is not None:
+                rows.append(step.probs)
+        return Proposal(tokens, np.concatenate(rows) if rows else None)
+
+    def levels(self) -> list[Speculator]:
+        """This level and every speculative level below it, top first."""
+        below = self.proposer.levels() if isinstance(self.proposer, Speculator) else []
+        return [self, *below]
