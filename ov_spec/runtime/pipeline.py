@@ -273,9 +273,10 @@ class SpeculativePipeline:
                 )
             )
         used = [lv.model for lv in top.levels()]
-        bottom = top.levels()[-1].proposer
-        if isinstance(bottom, ModelProposer):
-            used.append(bottom.model)
+        # The lowest drafter may own a model too (a ModelProposer); prompt lookup has none.
+        bottom_model = getattr(top.levels()[-1].proposer, "model", None)
+        if isinstance(bottom_model, StatefulLM):
+            used.append(bottom_model)
         target_s = top.model.stats.infer_s
         draft_s = sum(m.stats.infer_s for m in used[1:])
         rollback_s = sum(m.stats.rollback_s for m in used)

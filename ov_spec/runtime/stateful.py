@@ -105,11 +105,16 @@ class StatefulLM:
         return int(self._mask.size) if self.rollback_mode == "mask" else len(self.tokens)
 
     def sync(self, sequence: Sequence[int]) -> list[int]:
-        """Roll back to the longest cached prefix of ``sequence``; return the tokens to feed next."""
+        """Roll back to the longest cached prefix of ``sequence``; return the tokens to feed next.
+
+        At least one token is always returned (re-fed if the cache already holds all of
+        ``sequence``), because the caller needs the logits that follow the sequence.
+        """
         n = len(self.tokens)
         if n > len(sequence) or self.tokens != list(sequence[:n]):
             n = _common_prefix(self.tokens, sequence)
-            self.rollback(n)
+        n = min(n, len(sequence) - 1)
+        self.rollback(n)
         return list(sequence[n:])
 
     def rollback(self, n: int) -> None:

@@ -1,0 +1,192 @@
+"""Greedy speculative decoding must equal target-only greedy decoding, token for token.
+
+The reference is independent of the speculative loop: plain target-only decoding on a separate
+compiled model (and, in test_runtime_genai.py, openvino.genai's own pipeline). Exact equality, not
+"up to ties": with the default (trim) rollback the target's cache is the one target-only
+decoding would have, and scoring k tokens in one pass gives the logits of k single steps.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ov_spec
+from ov_spec.manifest import MANIFEST_NAME
+from ov_spec.runtime.proposers import Proposal
+
+KS = [1, 2, 4, 8]
+N_PROMPTS = 10
+MAX_NEW = 40
+
+
+def _prompts(vocab: int, n: int, seed: int = 0) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(3, vocab, size=int(rng.integers(1, 24))).tolist() for _ in range(n)]
+
+
+def with_models(src: Path, dst: Path, chain: list[str]) -> Path:
+    """A pipeline folder whose levels are ``chain`` (model folders of ``src``, repeats allowed)."""
+    manifest = json.loads((src / MANIFEST_NAME).read_text())
+    by_name = {m["name"]: m for m in manifest["models"]}
+    dst.mkdir()
+    models = []
+    for level, name in enumerate(chain):
+        entry = dict(by_name[name], name=f"{name}_{level}" if level else name, level=level)
+        entry["path"] = str((src / by_name[name]["path"]).resolve())  # absolute: joins as is
+        entry["role"] = "target" if level == 0 else "draft"
+        models.append(entry)
+    manifest["models"] = models
+    manifest["tokenizer"] = dict(
+        manifest["tokenizer"], path=str((src / manifest["tokenizer"]["path"]).resolve())
+    )
+    (dst / MANIFEST_NAME).write_text(json.dumps(manifest))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def pipe(random_pipeline):
+    return ov_spec.load(random_pipeline)
+
+
+@pytest.fixture(scope="module")
+def reference(pipe):
+    """Target-only greedy outputs: the baseline every speculative run must reproduce."""
+    prompts = _prompts(pipe.vocab_size, N_PROMPTS)
+    return prompts, [pipe.generate(p, max_new_tokens=MAX_NEW, use_draft=False).token_ids for p in prompts]
+
+
+@pytest.mark.parametrize("k", KS)
+def test_greedy_speculative_equals_target_only(pipe, reference, k):
+    prompts, expected = reference
+    drafted = 0
+    for prompt, want in zip(prompts, expected):
+        result = pipe.generate(prompt, max_new_tokens=MAX_NEW, draft_tokens=k)
+        assert result.token_ids == want
+        drafted += result.metrics.levels[0].drafted
+    assert drafted > 0  # the draft really ran
+
+
+def test_target_as_its_own_draft_accepts_everything(random_pipeline, tmp_path, reference):
+    pipe = ov_spec.load(with_models(random_pipeline, tmp_path / "self", ["target", "target"]))
+    prompts, expected = reference
+    for prompt, want in zip(prompts, expected):
+        result = pipe.generate(prompt, max_new_tokens=MAX_NEW, draft_tokens=4)
+        assert result.token_ids == want
+        assert result.metrics.acceptance_rate == 1.0
+        # Every pass emits k + 1 tokens except where max_new_tokens cuts the draft short.
+        assert result.metrics.tokens_per_pass > 4.0
+
+
+class RandomProposer:
+    """Proposes uniformly random tokens: practically everything is rejected."""
+
+    name = "random"
+
+    def __init__(self, vocab: int) -> None:
+        self.vocab = vocab
+
+    def reset(self) -> None:
+        pass
+
+    def propose(self, sequence, k, params, rng):
+        return Proposal(np.random.default_rng(len(sequence)).integers(0, self.vocab, size=k).tolist())
+
+
+def test_random_draft_rejected_yet_output_unchanged(pipe, reference, monkeypatch):
+    from ov_spec.runtime import pipeline as pipeline_mod
+
+    monkeypatch.setattr(pipeline_mod, "ModelProposer", lambda model, **_: RandomProposer(pipe.vocab_size))
+    prompts, expected = reference
+    for prompt, want in zip(prompts, expected):
+        result = pipe.generate(prompt, max_new_tokens=MAX_NEW, draft_tokens=8)
+        assert result.token_ids == want
+        assert result.metrics.acceptance_rate < 0.1
+        assert result.metrics.levels[0].rollback_s > 0  # rejected tokens were rolled back
+
+
+@pytest.mark.parametrize("chain", [["target", "draft1", "draft1"], ["target", "target", "draft1"]])
+def test_cascades_equal_target_only(random_pipeline, tmp_path, reference, chain):
+    pipe = ov_spec.load(with_models(random_pipeline, tmp_path / "cascade", chain))
+    prompts, expected = reference
+    for prompt, want in zip(prompts, expected):
+        result = pipe.generate(prompt, max_new_tokens=MAX_NEW, draft_tokens=[3, 2])
+        assert result.token_ids == want
+        assert len(result.metrics.levels) == 2
+
+
+def test_depth_three_cascade_equals_target_only(random_pipeline, tmp_path, reference):
+    pipe = ov_spec.load(
+        with_models(random_pipeline, tmp_path / "c3", ["target", "draft1", "target", "draft1"])
+    )
+    prompts, expected = reference
+    for prompt, want in zip(prompts[:4], expected[:4]):
+        assert pipe.generate(prompt, max_new_tokens=MAX_NEW, draft_tokens=[4, 3, 2]).token_ids == want
+
+
+@pytest.mark.parametrize("options", [{"ngram": True}, {"adaptive": True}, {"min_confidence": 0.5}])
+def test_other_drafting_modes_equal_target_only(pipe, reference, options):
+    prompts, expected = reference
+    for prompt, want in zip(prompts, expected):
+        assert pipe.generate(prompt, max_new_tokens=MAX_NEW, **options).token_ids == want
+
+
+def test_requests_are_independent_and_two_pipelines_coexist(random_pipeline, pipe, reference):
+    other = ov_spec.load(random_pipeline)
+    prompts, expected = reference
+    # Interleave two pipelines and repeat a prompt: no state leaks between requests.
+    assert other.generate(prompts[0], max_new_tokens=MAX_NEW).token_ids == expected[0]
+    assert pipe.generate(prompts[1], max_new_tokens=MAX_NEW).token_ids == expected[1]
+    assert other.generate(prompts[0], max_new_tokens=MAX_NEW).token_ids == expected[0]
+
+
+def test_limits_and_metrics(pipe, reference):
+    prompts, expected = reference
+    result = pipe.generate(prompts[0], max_new_tokens=7, draft_tokens=8)
+    assert result.token_ids == expected[0][:7]
+    assert result.finish_reason in ("length", "eos")
+    m = result.metrics
+    assert m.generated_tokens == 7 and m.prompt_tokens == len(prompts[0])
+    assert 0 < m.ttft_s <= m.total_s
+    assert m.target_s > 0 and m.draft_s > 0
+    assert abs(m.draft_s + m.target_s + m.rollback_s + m.other_s - m.total_s) < 1e-6
+
+
+def test_streaming_yields_the_same_text(pipe):
+    chunks: list[str] = []
+    result = pipe.generate("def f(x):", max_new_tokens=20, streamer=chunks.append)
+    assert "".join(chunks) == result.text
+    gen = pipe.stream("def f(x):", max_new_tokens=20)
+    streamed = []
+    try:
+        while True:
+            streamed.append(next(gen))
+    except StopIteration as done:
+        assert done.value.text == "".join(streamed) == result.text
+
+
+def test_streamer_can_stop_early(pipe):
+    seen: list[str] = []
+    result = pipe.generate("def f(x):", max_new_tokens=40, streamer=lambda c: seen.append(c) or True)
+    assert result.finish_reason == "cancelled" and len(seen) == 1
+
+
+def test_mask_rollback_stays_close_to_exact(random_pipeline, reference):
+    """The opt-in mask rollback may differ in the last bits, never more than a rare near-tie."""
+    pipe = ov_spec.load(random_pipeline, rollback="mask")
+    prompts, expected = reference
+    same = sum(
+        pipe.generate(p, max_new_tokens=MAX_NEW, draft_tokens=4).token_ids == w
+        for p, w in zip(prompts, expected)
+    )
+    assert same >= len(prompts) - 2
+
+
+def test_folder_is_self_contained(random_pipeline, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(random_pipeline, moved)
+    assert ov_spec.load(moved).generate([5, 6, 7], max_new_tokens=3).token_ids

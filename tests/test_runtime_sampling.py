@@ -1,0 +1,122 @@
+"""Speculative sampling through real models reproduces the target's distribution.
+
+The reference is the exact distribution of the first three generated tokens, computed directly
+from the target's logits (plain forward passes over every candidate sequence, no speculative
+code). Many seeded generations are compared with it by chi-square; a deliberately wrong
+acceptance rule must fail the same test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import openvino as ov
+import pytest
+from scipy.stats import chisquare
+from test_runtime_greedy import with_models
+
+import ov_spec
+from ov_spec.runtime import speculator as speculator_mod
+from ov_spec.runtime.sampling import SamplingParams, probabilities, sample
+from ov_spec.runtime.verify import Verdict
+
+PROMPT = [11, 42, 7, 99]
+PARAMS = SamplingParams(temperature=1.0, top_k=3)
+SAMPLES = 2000
+
+
+def exact_distribution(pipe) -> dict[tuple[int, ...], float]:
+    """P(x1, x2, x3 | prompt) under the target's processed rows, by brute force."""
+    # An absolute entry path (see with_models) survives the join unchanged.
+    compiled = ov.Core().compile_model(pipe.folder / pipe.manifest.target.path / "openvino_model.xml", "CPU")
+    request = compiled.create_infer_request()
+
+    def next_probs(seq: list[int]) -> np.ndarray:
+        request.reset_state()
+        n = len(seq)
+        request.infer(
+            {
+                "input_ids": np.array([seq]),
+                "attention_mask": np.ones((1, n), dtype=np.int64),
+                "position_ids": np.arange(n)[None],
+                "beam_idx": np.zeros(1, dtype=np.int32),
+            }
+        )
+        return probabilities(request.get_tensor("logits").data[0, -1].copy(), PARAMS)
+
+    dist: dict[tuple[int, ...], float] = {}
+    p1 = next_probs(PROMPT)
+    for a in np.flatnonzero(p1):
+        p2 = next_probs(PROMPT + [int(a)])
+        for b in np.flatnonzero(p2):
+            p3 = next_probs(PROMPT + [int(a), int(b)])
+            for c in np.flatnonzero(p3):
+                dist[(int(a), int(b), int(c))] = p1[a] * p2[b] * p3[c]
+    return dist
+
+
+def sample_pvalue(pipe, dist, **options) -> float:
+    counts = dict.fromkeys(dist, 0)
+    for seed in range(SAMPLES):
+        ids = pipe.generate(
+            PROMPT, max_new_tokens=4, temperature=PARAMS.temperature, top_k=PARAMS.top_k, seed=seed, **options
+        ).token_ids
+        counts[tuple(ids[:3])] += 1  # KeyError = a token outside the target's support
+    cells = sorted(dist, key=dist.get)
+    # Pool the rarest cells so every expected count is >= 5 (chi-square's validity rule).
+    observed, expected, acc_o, acc_e = [], [], 0, 0.0
+    for cell in cells:
+        acc_o += counts[cell]
+        acc_e += dist[cell] * SAMPLES
+        if acc_e >= 5:
+            observed.append(acc_o)
+            expected.append(acc_e)
+            acc_o, acc_e = 0, 0.0
+    observed[-1] += acc_o
+    expected[-1] += acc_e
+    return float(chisquare(observed, expected).pvalue)
+
+
+@pytest.fixture(scope="module")
+def pipe(random_pipeline):
+    return ov_spec.load(random_pipeline)
+
+
+@pytest.fixture(scope="module")
+def dist(pipe):
+    d = exact_distribution(pipe)
+    assert abs(sum(d.values()) - 1) < 1e-6
+    return d
+
+
+def test_target_only_sampling_matches_exact_distribution(pipe, dist):
+    assert sample_pvalue(pipe, dist, use_draft=False) > 1e-3
+
+
+def test_speculative_sampling_matches_exact_distribution(pipe, dist):
+    assert sample_pvalue(pipe, dist, draft_tokens=3) > 1e-3
+
+
+def test_depth_three_cascade_sampling_matches(random_pipeline, tmp_path_factory, dist):
+    folder = with_models(random_pipeline, tmp_path_factory.mktemp("c") / "c3", ["target", "draft1", "target"])
+    assert sample_pvalue(ov_spec.load(folder), dist, draft_tokens=[3, 2]) > 1e-3
+
+
+def test_wrong_rule_fails(pipe, dist, monkeypatch):
+    def accept_with_p_only(drafted, q, logits, params, rng):
+        # Wrong: ignores q (accepts x with probability p(x)) and resamples from p on rejection.
+        p = probabilities(logits, params)
+        for i, x in enumerate(drafted):
+            if rng.random() >= p[i, x]:
+                return Verdict(i, sample(p[i], rng), p[: i + 1])
+        return Verdict(len(drafted), sample(p[len(drafted)], rng), p)
+
+    monkeypatch.setattr(speculator_mod, "verify_sampling", accept_with_p_only)
+    assert sample_pvalue(pipe, dist, draft_tokens=3) < 1e-6
+
+
+def test_seeded_sampling_is_reproducible(pipe):
+    runs = [
+        pipe.generate(PROMPT, max_new_tokens=16, temperature=0.9, top_p=0.9, seed=s).token_ids
+        for s in (1, 1, 2)
+    ]
+    assert runs[0] == runs[1] and runs[0] != runs[2]
