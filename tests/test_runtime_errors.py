@@ -1,0 +1,179 @@
+"""Bad input to the runtime: one-line errors that name the fix, exit code 2 from the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ov_spec
+from ov_spec.errors import UserError
+from ov_spec.manifest import MANIFEST_NAME
+
+
+@pytest.fixture(scope="module")
+def pipe(random_pipeline):
+    return ov_spec.load(random_pipeline)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "ov_spec.generate", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"max_new_tokens": -3}, "max_new_tokens"),
+        ({"temperature": -0.5}, "temperature"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_k": -1}, "top_k"),
+        ({"draft_tokens": -1}, "draft_tokens"),
+        ({"draft_tokens": [2, 2, 2]}, "draft_tokens"),
+        ({"models": ["draft1"]}, "start with the target"),
+        ({"models": ["target", "nope"]}, "no model named 'nope'"),
+        ({"stop": [""]}, "stop strings"),
+        ({"min_confidence": 1.5}, "min_confidence"),
+    ],
+)
+def test_bad_options(pipe, options, needle):
+    with pytest.raises(UserError, match=needle):
+        pipe.generate("def f():", **options)
+
+
+def test_empty_prompt(pipe):
+    for prompt in ("", "   \n", []):
+        with pytest.raises(UserError, match="empty"):
+            pipe.generate(prompt)
+
+
+def test_token_ids_out_of_range(pipe):
+    with pytest.raises(UserError, match="token ids"):
+        pipe.generate([1, pipe.vocab_size + 5])
+
+
+def test_prompt_longer_than_context(pipe):
+    with pytest.raises(UserError, match="context"):
+        pipe.generate([5] * (pipe.max_context - 3), max_new_tokens=10)
+
+
+def test_not_a_pipeline(tmp_path):
+    with pytest.raises(UserError, match="not an ov_spec pipeline"):
+        ov_spec.load(tmp_path)
+    with pytest.raises(UserError, match="does not exist"):
+        ov_spec.load(tmp_path / "missing")
+
+
+def test_incompatible_manifest_version(random_pipeline, tmp_path):
+    manifest = json.loads((random_pipeline / MANIFEST_NAME).read_text())
+    manifest["format_version"] = 99
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="version 99"):
+        ov_spec.load(tmp_path)
+
+
+def test_missing_model_file(random_pipeline, tmp_path):
+    manifest = json.loads((random_pipeline / MANIFEST_NAME).read_text())
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="missing"):
+        ov_spec.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("devices", "needle"),
+    [
+        ({"models": {"target": {"device": "GPU"}}}, "not available here; present: CPU"),
+        ({"models": {"target": {"device": "HETERO:NPU,CPU"}}}, "'NPU' is not available"),
+        ({"models": {"target": {"properties": {"NO_SUCH_PROPERTY": 1}}}}, "no property 'NO_SUCH_PROPERTY'"),
+        ({"models": {"ghost": {"device": "CPU"}}}, "names model 'ghost'"),
+        ({"defaults": {"device": "CPU", "colour": "red"}}, "unknown keys"),
+        ({"gpu": {}}, "unknown sections"),
+    ],
+)
+def test_bad_device_config(random_pipeline, devices, needle):
+    with pytest.raises(UserError, match=needle):
+        ov_spec.load(random_pipeline, devices=devices)
+
+
+def test_bad_property_value_is_one_line(random_pipeline):
+    with pytest.raises(UserError, match="could not compile"):
+        ov_spec.load(
+            random_pipeline, devices={"defaults": {"properties": {"INFERENCE_PRECISION_HINT": "int3"}}}
+        )
+
+
+def test_device_config_file_and_overrides(random_pipeline, tmp_path):
+    config = tmp_path / "devices.toml"
+    config.write_text(
+        '[defaults]\ndevice = "CPU"\n[models.target]\nproperties = { INFERENCE_PRECISION_HINT = "f32" }\n'
+    )
+    pipe = ov_spec.load(random_pipeline, devices=config, property_overrides=["draft1.NUM_STREAMS=1"])
+    assert pipe.placements["target"].properties == {"INFERENCE_PRECISION_HINT": "f32"}
+    assert pipe.placements["draft1"].properties == {"NUM_STREAMS": "1"}
+    assert (
+        pipe.models["target"]
+        .request.get_compiled_model()
+        .get_property("INFERENCE_PRECISION_HINT")
+        .to_string()
+        == "f32"
+    )
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+def test_cli_json(random_pipeline):
+    proc = run_cli(str(random_pipeline), "--prompt", "def f(x):", "--max-new-tokens", "8", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert set(out) >= {"text", "token_ids", "metrics", "finish_reason"}
+    assert len(out["token_ids"]) <= 8 and "acceptance_rate" in out["metrics"]
+
+
+def test_cli_streams_text_and_baseline_matches(random_pipeline):
+    spec = run_cli(str(random_pipeline), "--prompt", "import os", "--max-new-tokens", "12", "--json")
+    base = run_cli(
+        str(random_pipeline), "--prompt", "import os", "--max-new-tokens", "12", "--json", "--no-draft"
+    )
+    assert json.loads(spec.stdout)["token_ids"] == json.loads(base.stdout)["token_ids"]
+    streamed = run_cli(str(random_pipeline), "--prompt", "import os", "--max-new-tokens", "12")
+    assert streamed.returncode == 0
+    assert streamed.stdout.rstrip("\n") == json.loads(spec.stdout)["text"]
+    assert "tok/s" in streamed.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--prompt", ""], ["empty"]),
+        (["--prompt", "x", "--max-new-tokens", "0"], ["max_new_tokens"]),
+        (["--prompt", "x", "--temperature", "-1"], ["temperature"]),
+        (["--prompt", "x", "--device", "target=NPU"], ["NPU", "present: CPU"]),
+        (["--prompt", "x", "--devices", "/nonexistent.toml"], ["does not exist"]),
+        (["--prompt-file", "/nonexistent.txt"], ["cannot read prompt file"]),
+    ],
+)
+def test_cli_user_errors(random_pipeline, args, needles):
+    assert_user_error(run_cli(str(random_pipeline), *args), *needles)
+
+
+def test_cli_not_a_pipeline(tmp_path: Path):
+    assert_user_error(run_cli(str(tmp_path), "--prompt", "x"), "not an ov_spec pipeline")
