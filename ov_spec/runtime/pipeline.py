@@ -21,6 +21,7 @@ import openvino as ov
 from ov_spec.errors import UserError
 from ov_spec.manifest import Manifest
 from ov_spec.runtime import devices as placement
+from ov_spec.runtime.graph import keep_last_logits
 from ov_spec.runtime.metrics import GenerationMetrics, LevelMetrics, ratio
 from ov_spec.runtime.proposers import ModelProposer, NgramProposer, Proposer
 from ov_spec.runtime.sampling import SamplingParams
@@ -91,6 +92,8 @@ class SpeculativePipeline:
                     f"{entry.name} is not a stateful IR; re-export it with `python -m ov_spec.export`"
                 )
             where = self.placements[entry.name]
+            if not where.device.startswith("NPU"):  # NPUW builds its own static prefill/decode graphs
+                keep_last_logits(model)
             props = placement.compile_properties(where, MAX_DRAFT_TOKENS + 1)
             compiled = placement.compile_model(self.core, model, entry.name, where, props)
             self.models[entry.name] = StatefulLM(compiled, kv_sequence_axis(model), entry.name, rollback)

@@ -26,6 +26,7 @@ import numpy as np
 import openvino as ov
 
 from ov_spec.errors import UserError
+from ov_spec.runtime.graph import LOGITS_TO_KEEP
 
 ROLLBACK_MODES = ("trim", "mask")
 # mask mode compacts the cache once holes exceed this many entries and this share of the cache.
@@ -172,9 +173,11 @@ class StatefulLM:
             feed["position_ids"] = np.arange(past, past + t, dtype=np.int64)[None, :]
         if "beam_idx" in self._inputs:
             feed["beam_idx"] = np.zeros(1, dtype=np.int32)
+        if LOGITS_TO_KEEP in self._inputs:  # see graph.keep_last_logits: the head runs on n rows only
+            feed[LOGITS_TO_KEEP] = np.array([n_logits], dtype=np.int64)
         start = self._clock()
         self.request.infer(feed)
-        logits = np.array(self.request.get_tensor("logits").data[0, t - n_logits :], dtype=np.float32)
+        logits = np.array(self.request.get_tensor("logits").data[0, -n_logits:], dtype=np.float32)
         elapsed = self._clock() - start
         if self.stats.calls == 0:
             self.stats.prefill_s = elapsed
