@@ -23,11 +23,12 @@ from ov_spec.manifest import Manifest
 from ov_spec.runtime import devices as placement
 from ov_spec.runtime.graph import keep_last_logits
 from ov_spec.runtime.metrics import GenerationMetrics, LevelMetrics, ratio
-from ov_spec.runtime.proposers import ModelProposer, NgramProposer, Proposer
+from ov_spec.runtime.proposers import BeamProposer, ModelProposer, NgramProposer, Proposer
 from ov_spec.runtime.sampling import SamplingParams
 from ov_spec.runtime.speculator import DraftLength, Speculator
 from ov_spec.runtime.stateful import StatefulLM, is_stateful, kv_sequence_axis
 from ov_spec.runtime.tokenizer import IncrementalDecoder, Tokenizer
+from ov_spec.runtime.verify import MtadRule, verify_lossless
 
 Streamer = Callable[[str], Any]  # receives text chunks; returning True stops the generation
 DEFAULT_DRAFT_TOKENS = 4
@@ -105,14 +106,26 @@ class SpeculativePipeline:
 
     # -- building the chain of levels ---------------------------------------------------------
     def _chain(
-        self, models: Sequence[str], k: int | Sequence[int], adaptive: bool, ngram: bool, min_conf: float
+        self,
+        models: Sequence[str],
+        k: int | Sequence[int],
+        adaptive: bool,
+        ngram: bool,
+        min_conf: float,
+        mtad: Mapping[str, Any] | None,
     ) -> Speculator:
         """Target first: each model verifies for the one above; ``ngram`` adds prompt lookup last."""
         proposer: Proposer | None = None
+        rule = verify_lossless
         if ngram:
             proposer = NgramProposer()
             proposer.vocab_size = self.vocab_size
         chain = list(models)
+        if mtad is not None:
+            if len(chain) != 2 or ngram:
+                raise UserError("MTAD needs exactly one draft model (models=[target, draft]) and no ngram")
+            proposer = BeamProposer(self.models[chain.pop()], width=int(mtad.get("width", 4)))
+            rule = MtadRule(threshold=float(mtad.get("threshold", 0.5)))
         # The smallest model drafts by plain forward passes unless prompt lookup drafts for it.
         if len(chain) > 1 and proposer is None:
             proposer = ModelProposer(self.models[chain.pop()], min_confidence=min_conf)
@@ -123,7 +136,8 @@ class SpeculativePipeline:
             )
         for depth in range(len(chain) - 1, -1, -1):
             draft = DraftLength(k=ks[depth], adaptive=adaptive, k_max=MAX_DRAFT_TOKENS)
-            proposer = Speculator(self.models[chain[depth]], proposer, draft)
+            proposer = Speculator(self.models[chain[depth]], proposer, draft, rule)
+            rule = verify_lossless  # a lossy rule only where its proposals come in
         assert isinstance(proposer, Speculator)
         return proposer
 
@@ -161,8 +175,9 @@ class SpeculativePipeline:
         ``stop`` (strings), ``draft_tokens`` (int, or one per level), ``adaptive`` (+2/-1 draft
         length), ``min_confidence`` (stop drafting below this draft probability), ``use_draft``
         (False = target-only baseline on the same compiled target), ``models`` (the chain to use,
-        target first), ``ngram`` (prompt lookup as the lowest drafter), ``chat`` (apply the chat
-        template).
+        target first), ``ngram`` (prompt lookup as the lowest drafter), ``mtad`` (True or
+        ``{"width": 4, "threshold": 0.5}``: MTAD beam drafting and joint-likelihood acceptance;
+        NOT lossless, opt-in), ``chat`` (apply the chat template).
         """
         return (yield from self._run(prompt, **options))
 
@@ -181,6 +196,7 @@ class SpeculativePipeline:
         use_draft: bool = True,
         models: Sequence[str] | None = None,
         ngram: bool = False,
+        mtad: Mapping[str, Any] | bool | None = None,
         chat: bool = False,
         streamer: Streamer | None = None,
     ) -> Iterator[str]:
@@ -196,7 +212,18 @@ class SpeculativePipeline:
         if any(not s for s in stops):
             raise UserError("stop strings must be non-empty")
         names = self._resolve_models(models, use_draft)
-        top = self._chain(names, draft_tokens, adaptive, ngram and use_draft, min_confidence)
+        if mtad is True:
+            mtad = {}
+        if isinstance(mtad, Mapping):
+            _check_mtad(mtad)
+        top = self._chain(
+            names,
+            draft_tokens,
+            adaptive,
+            ngram and use_draft,
+            min_confidence,
+            mtad if use_draft and mtad is not False else None,
+        )
         prompt_ids = self._encode(prompt, chat)
         if len(prompt_ids) + max_new_tokens > self.max_context:
             raise UserError(
@@ -299,6 +326,17 @@ class SpeculativePipeline:
             other_s=max(total - draft_s - target_s - rollback_s, 0.0),
             levels=levels,
         )
+
+
+def _check_mtad(mtad: Mapping[str, Any]) -> None:
+    unknown = set(mtad) - {"width", "threshold"}
+    if unknown:
+        raise UserError(f"mtad accepts width and threshold, not {sorted(unknown)}")
+    width, threshold = mtad.get("width", 4), mtad.get("threshold", 0.5)
+    if int(width) != width or width < 1:
+        raise UserError(f"mtad width must be a whole number >= 1, got {width}")
+    if not 0.0 < threshold <= 1.0:
+        raise UserError(f"mtad threshold must be in (0, 1], got {threshold}")
 
 
 def _find_stop(text: str, stops: list[str], new_from: int) -> int | None:

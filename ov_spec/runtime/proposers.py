@@ -27,6 +27,7 @@ class Proposal:
 
     tokens: list[int]
     probs: np.ndarray | None = None  # [len(tokens), V]; None when greedy
+    logq: np.ndarray | None = None  # draft log-probability of each token (MTAD's beam proposals)
 
 
 class Proposer(Protocol):
@@ -120,3 +121,50 @@ def _top_probability(logits: np.ndarray, probs: np.ndarray | None) -> float:
         return float(probs.max())
     z = logits - logits.max()
     return float(1.0 / np.exp(z).sum())  # softmax value of the argmax
+
+
+class BeamProposer:
+    """MTAD's drafter (arXiv 2407.09722): a beam search of ``width`` beams over ``k`` tokens.
+
+    The batch-1 stateful draft fans out to ``width`` cache rows through OpenVINO's ``beam_idx``
+    input and collapses back to the winning row afterwards, so no cache is copied. Proposes the
+    most likely beam with the draft's log-probability of each of its tokens (``logq``), which
+    :func:`ov_spec.runtime.verify.verify_mtad` weighs against the target's.
+    """
+
+    def __init__(self, model: StatefulLM, width: int = 4) -> None:
+        self.model = model
+        self.name = model.name
+        self.width = width
+
+    def reset(self) -> None:
+        self.model.reset()
+
+    def propose(
+        self, sequence: Sequence[int], k: int, params: SamplingParams, rng: np.random.Generator
+    ) -> Proposal:
+        feed = self.model.sync(sequence)
+        logq = _log_softmax(self.model.forward(feed)[0])
+        first = np.argsort(-logq)[: self.width]
+        beams = [[int(t)] for t in first]  # token paths
+        scores = logq[first]  # joint log-probability of each path
+        steps = [[float(s)] for s in scores]  # per-token log-probabilities along each path
+        parents = [0] * len(beams)  # all beams grow from the single cache row
+        for _ in range(k - 1):
+            logits = self.model.forward_beams([b[-1] for b in beams], parents)
+            cand = scores[:, None] + np.apply_along_axis(_log_softmax, 1, logits)
+            flat = np.argsort(-cand, axis=None)[: self.width]
+            rows, tokens = np.unravel_index(flat, cand.shape)
+            beams = [beams[r] + [int(t)] for r, t in zip(rows, tokens)]
+            steps = [steps[r] + [float(cand[r, t] - scores[r])] for r, t in zip(rows, tokens)]
+            scores = cand[rows, tokens]
+            parents = rows.tolist()  # cache row i now continues beam parents[i]
+        best = int(np.argmax(scores))
+        # Every token of the winner but its last was fed; its history sits in cache row parents[best].
+        self.model.settle_beam(parents[best] if k > 1 else 0, beams[best][:-1])
+        return Proposal(beams[best], logq=np.asarray(steps[best]))
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max()
+    return z - np.log(np.exp(z).sum())

@@ -8,7 +8,7 @@ the self-draft's Speculator, whose proposer is the small draft model (ML-SpecQD)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +17,7 @@ from ov_spec.errors import UserError
 from ov_spec.runtime.proposers import Proposal, Proposer
 from ov_spec.runtime.sampling import SamplingParams
 from ov_spec.runtime.stateful import StatefulLM
-from ov_spec.runtime.verify import verify_greedy, verify_sampling
+from ov_spec.runtime.verify import Verdict, verify_lossless
 
 
 @dataclass
@@ -74,10 +74,17 @@ class Step:
 class Speculator:
     """A verifying model with an optional proposer below it."""
 
-    def __init__(self, model: StatefulLM, proposer: Proposer | None = None, draft: DraftLength | None = None):
+    def __init__(
+        self,
+        model: StatefulLM,
+        proposer: Proposer | None = None,
+        draft: DraftLength | None = None,
+        rule: Callable[..., Verdict] = verify_lossless,
+    ):
         self.model = model
         self.proposer = proposer
         self.draft = draft or DraftLength()
+        self.rule = rule  # verify_lossless, or an opt-in lossy rule such as MTAD's
         self.name = model.name
         self.stats = LevelStats()
 
@@ -108,10 +115,7 @@ class Speculator:
         feed = self.model.sync(sequence) + drafted
         logits = self.model.forward(feed, n_logits=len(drafted) + 1)
 
-        if params.greedy:
-            verdict = verify_greedy(drafted, logits)
-        else:
-            verdict = verify_sampling(drafted, proposal.probs, logits, params, rng)
+        verdict = self.rule(proposal, logits, params, rng)
         tokens = drafted[: verdict.accepted] + [verdict.next_token]
 
         if prefill:  # not a decoding pass: kept out of tokens-per-pass

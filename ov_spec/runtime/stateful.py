@@ -98,6 +98,8 @@ class StatefulLM:
         self.tokens: list[int] = []
         self._mask = np.zeros(0, dtype=np.int64)  # one entry per physical cache slot (mask mode)
         self._slots: list[int] = []  # physical slot of each valid token (mask mode)
+        self._beam_row = 0  # cache row the next batch-1 call continues (after a beam search)
+        self._beam_slots: list[int] = []  # slots fed during a beam search, not yet settled
         self.stats = ModelStats()
 
     @property
@@ -120,6 +122,7 @@ class StatefulLM:
 
     def rollback(self, n: int) -> None:
         """Keep the first ``n`` cached tokens and drop the rest."""
+        assert not self._beam_slots, "settle_beam() must end a beam search"
         drop = len(self.tokens) - n
         if drop <= 0:
             return
@@ -156,36 +159,71 @@ class StatefulLM:
         Row ``i`` of the result scores the token that follows position ``T - n_logits + i`` of the
         fed tokens (so ``n_logits = T`` gives a row after every fed token).
         """
+        assert not self._beam_slots, "settle_beam() must end a beam search"
         t = len(new_tokens)
         assert 0 < n_logits <= t, (n_logits, t)
-        past = len(self.tokens)
+        # After a beam search the cache holds one row per beam; beam_idx picks the row to go on with.
+        logits, slots = self._infer([list(new_tokens)], [self._beam_row], n_logits)
+        self._beam_row = 0
         if self.rollback_mode == "mask":
-            slots = np.arange(self._mask.size, self._mask.size + t)
+            self._slots.extend(slots)
+        self.tokens.extend(int(x) for x in new_tokens)
+        return logits[0]
+
+    def forward_beams(self, tokens: Sequence[int], parents: Sequence[int]) -> np.ndarray:
+        """One beam-search step: gather cache rows by ``parents`` (OpenVINO's ``beam_idx``), then
+        feed ``tokens[i]`` to row ``i``. Returns logits ``[len(tokens), V]``.
+
+        Beams diverge, so ``tokens`` is not extended until :meth:`settle_beam` picks one.
+        """
+        logits, slots = self._infer([[int(t)] for t in tokens], list(parents), 1)
+        self._beam_slots.extend(slots)
+        return logits[:, 0]
+
+    def settle_beam(self, row: int, tokens: Sequence[int]) -> None:
+        """End a beam search: continue with cache ``row``, whose beam was fed ``tokens``."""
+        assert len(tokens) == len(self._beam_slots), (tokens, self._beam_slots)
+        if self.rollback_mode == "mask":
+            self._slots.extend(self._beam_slots)
+        self._beam_slots = []
+        self._beam_row = int(row)
+        self.tokens.extend(int(x) for x in tokens)
+
+    def _infer(
+        self, rows: list[list[int]], beam_idx: list[int], n_logits: int
+    ) -> tuple[np.ndarray, list[int]]:
+        """Run one pass over ``rows`` (equal lengths); return logits ``[B, n_logits, V]`` and the
+        physical cache slots the new tokens went to."""
+        batch, t = len(rows), len(rows[0])
+        position = len(self.tokens) + len(self._beam_slots)  # logical position of the first new token
+        if self.rollback_mode == "mask":
+            first = self._mask.size
             self._mask = np.concatenate([self._mask, np.ones(t, dtype=np.int64)])
             attention_mask = self._mask
-            self._slots.extend(slots.tolist())
         else:
-            attention_mask = np.ones(past + t, dtype=np.int64)
-        feed = {"input_ids": np.asarray([new_tokens], dtype=np.int64)}
+            first = position
+            attention_mask = np.ones(position + t, dtype=np.int64)
+        feed = {"input_ids": np.asarray(rows, dtype=np.int64)}
         if "attention_mask" in self._inputs:
-            feed["attention_mask"] = attention_mask[None, :]
+            feed["attention_mask"] = np.broadcast_to(attention_mask, (batch, attention_mask.size))
         if "position_ids" in self._inputs:
-            feed["position_ids"] = np.arange(past, past + t, dtype=np.int64)[None, :]
+            feed["position_ids"] = np.broadcast_to(
+                np.arange(position, position + t, dtype=np.int64), (batch, t)
+            )
         if "beam_idx" in self._inputs:
-            feed["beam_idx"] = np.zeros(1, dtype=np.int32)
+            feed["beam_idx"] = np.asarray(beam_idx, dtype=np.int32)
         if LOGITS_TO_KEEP in self._inputs:  # see graph.keep_last_logits: the head runs on n rows only
             feed[LOGITS_TO_KEEP] = np.array([n_logits], dtype=np.int64)
         start = self._clock()
         self.request.infer(feed)
-        logits = np.array(self.request.get_tensor("logits").data[0, -n_logits:], dtype=np.float32)
+        logits = np.array(self.request.get_tensor("logits").data[:, -n_logits:], dtype=np.float32)
         elapsed = self._clock() - start
         if self.stats.calls == 0:
             self.stats.prefill_s = elapsed
         self.stats.calls += 1
-        self.stats.tokens_fed += t
+        self.stats.tokens_fed += batch * t
         self.stats.infer_s += elapsed
-        self.tokens.extend(int(x) for x in new_tokens)
-        return logits
+        return logits, list(range(first, first + t))
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

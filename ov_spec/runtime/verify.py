@@ -28,6 +28,15 @@ class Verdict:
     probs: np.ndarray | None = None
 
 
+def verify_lossless(
+    proposal, target_logits: np.ndarray, params: SamplingParams, rng: np.random.Generator
+) -> Verdict:
+    """The default rule: greedy matching, or speculative sampling, by ``params``."""
+    if params.greedy:
+        return verify_greedy(proposal.tokens, target_logits)
+    return verify_sampling(proposal.tokens, proposal.probs, target_logits, params, rng)
+
+
 def verify_greedy(draft_tokens: list[int], target_logits: np.ndarray) -> Verdict:
     """Accept drafted tokens while each equals the target's argmax at its position.
 
@@ -68,3 +77,44 @@ def verify_sampling(
         return Verdict(accepted=i, next_token=sample(residual, rng), probs=p[: i + 1])
     k = len(draft_tokens)
     return Verdict(accepted=k, next_token=sample(p[k], rng), probs=p[: k + 1])
+
+
+class MtadRule:
+    """MTAD verification as a Speculator rule (proposals from :class:`BeamProposer`)."""
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = threshold  # accept while p(x_1..i) / q(x_1..i) > threshold
+
+    def __call__(
+        self, proposal, target_logits: np.ndarray, params: SamplingParams, rng: np.random.Generator
+    ) -> Verdict:
+        if not proposal.tokens:
+            return verify_lossless(proposal, target_logits, params, rng)
+        return verify_mtad(proposal.tokens, proposal.logq, target_logits, params, rng, self.threshold)
+
+
+def verify_mtad(
+    draft_tokens: list[int],
+    draft_logq: np.ndarray,
+    target_logits: np.ndarray,
+    params: SamplingParams,
+    rng: np.random.Generator,
+    threshold: float = 0.5,
+) -> Verdict:
+    """MTAD's joint-likelihood rule (arXiv 2407.09722). NOT lossless, by design.
+
+    Accept the longest prefix ``i`` whose joint log-likelihood ratio
+    ``sum_j<=i log p_j(x_j) - log q_j(x_j)`` exceeds ``log(threshold)``, then take the next token
+    from the target (argmax when greedy, a draw from the processed row when sampling). Ratios use
+    the unprocessed softmax of both models: MTAD targets the joint likelihood itself.
+    """
+    z = target_logits - target_logits.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    k = len(draft_tokens)
+    ratio = np.cumsum(logp[np.arange(k), draft_tokens] - draft_logq[:k])
+    passing = np.flatnonzero(ratio > np.log(threshold))
+    n = int(passing[-1]) + 1 if passing.size else 0
+    if params.greedy:
+        return Verdict(accepted=n, next_token=int(np.argmax(target_logits[n])))
+    p = probabilities(target_logits[n], params)
+    return Verdict(accepted=n, next_token=sample(p, rng))

@@ -1,0 +1,111 @@
+"""The speed model of speculative decoding (background.md), and measuring its inputs.
+
+* :func:`analytic_speedup` - Leviathan et al.'s i.i.d. formula from acceptance ``alpha`` and the
+  draft/target cost ratio ``c``.
+* :func:`ideal_speedup` - the zero-overhead ideal from measurements:
+  ``tau(k) * T1 / (Tv(k+1) + k * Td)`` with the measured mean tokens per target pass ``tau``.
+  Acceptance in code comes in bursts, so ``tau`` beats the i.i.d. formula; measuring it is honest.
+* :func:`step_costs` - ``T1``, ``Tv(k+1)`` and ``Td`` timed in isolation at a given context length
+  (median over repeats, after warm-up), and the cost of one rollback with each strategy.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ov_spec.runtime.stateful import StatefulLM
+
+
+def expected_tokens_per_pass(alpha: float, k: int) -> float:
+    """``(1 - alpha^(k+1)) / (1 - alpha)``: drafted-and-accepted plus the bonus token."""
+    if alpha >= 1.0:
+        return float(k + 1)
+    return (1.0 - alpha ** (k + 1)) / (1.0 - alpha)
+
+
+def analytic_speedup(alpha: float, k: int, c: float) -> float:
+    """Leviathan et al.: ``(1 - alpha^(k+1)) / ((1 - alpha) (k c + 1))``; needs ``alpha > c`` to win."""
+    return expected_tokens_per_pass(alpha, k) / (k * c + 1.0)
+
+
+def best_k(alpha: float, c: float, k_max: int = 16) -> int:
+    """The draft length the analytic model prefers for this acceptance and cost ratio."""
+    return max(range(1, k_max + 1), key=lambda k: analytic_speedup(alpha, k, c))
+
+
+def ideal_speedup(tau: float, t1: float, tv: float, td: float, k: int) -> float:
+    """Zero-overhead ideal: ``tau * T1 / (Tv(k+1) + k * Td)``."""
+    return tau * t1 / (tv + k * td)
+
+
+@dataclass
+class StepCosts:
+    """Median seconds of the primitive operations at one context length."""
+
+    context: int
+    k: int
+    t1: float  # target, one token
+    tv: float  # target, k + 1 tokens in one pass
+    td: float  # draft, one token (0 when there is no draft model)
+    rollback_trim: float  # target rollback of k tokens by state slicing
+    rollback_mask: float  # target rollback of k tokens by masking
+
+    @property
+    def c(self) -> float:
+        """Draft/target cost ratio of the analytic model."""
+        return self.td / self.t1 if self.t1 else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "c": self.c}
+
+
+def _median_counter(lm: StatefulLM, counter: str, fn, repeats: int) -> float:
+    """Median growth of one of ``lm.stats``' timers per call of ``fn`` (its own clock, no overhead)."""
+    samples = []
+    for _ in range(repeats):
+        before = getattr(lm.stats, counter)
+        fn()
+        samples.append(getattr(lm.stats, counter) - before)
+    return statistics.median(samples)
+
+
+def step_costs(
+    target: StatefulLM, draft: StatefulLM | None, context: int, k: int, repeats: int = 20, seed: int = 0
+) -> StepCosts:
+    """Time the primitives of one speculative iteration after ``context`` tokens of prefill.
+
+    Uses the models' own caches (they are reset before and after): call between generations.
+    """
+    rng = np.random.default_rng(seed)
+    prompt = rng.integers(3, target.vocab_size, context).tolist()
+
+    def step(lm: StatefulLM, t: int) -> None:
+        lm.forward([7] * t, n_logits=t)
+        lm.rollback(context)
+
+    mode = target.rollback_mode
+    costs = {}
+    for strategy in ("trim", "mask"):
+        target.rollback_mode = strategy
+        target.reset()
+        target.forward(prompt)
+        for _ in range(3):  # warm-up: first calls allocate buffers and pick kernels
+            step(target, k + 1)
+        costs[strategy] = _median_counter(target, "rollback_s", lambda: step(target, k + 1), repeats)
+        if strategy == mode:
+            t1 = _median_counter(target, "infer_s", lambda: step(target, 1), repeats)
+            tv = _median_counter(target, "infer_s", lambda: step(target, k + 1), repeats)
+    target.rollback_mode = mode
+    target.reset()
+    td = 0.0
+    if draft is not None:
+        draft.reset()
+        draft.forward(prompt)
+        for _ in range(3):
+            step(draft, 1)
+        td = _median_counter(draft, "infer_s", lambda: step(draft, 1), repeats)
+        draft.reset()
+    return StepCosts(context, k, t1, tv, td, costs["trim"], costs["mask"])
