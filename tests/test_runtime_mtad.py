@@ -87,9 +87,9 @@ def test_mtad_rule_accepts_longest_prefix_over_threshold():
     logq = np.log([0.9, 0.9, 0.9])
     v = verify_mtad([0, 1, 0], logq, logits, GREEDY, np.random.default_rng(0), threshold=0.5)
     assert (v.accepted, v.next_token) == (2, 2)
-    # A later token may rescue an earlier dip: the rule takes the longest passing prefix.
+    # Ratios 1.0, 0.89, 2.0: the prefix of 2 dips under 0.9, the full 3 (1.78) clears it again.
     v = verify_mtad(
-        [2, 1, 2], np.log([0.1, 0.9, 0.4]), logits, GREEDY, np.random.default_rng(0), threshold=0.9
+        [2, 1, 2], np.log([0.1, 0.9, 0.2]), logits, GREEDY, np.random.default_rng(0), threshold=0.9
     )
     assert v.accepted == 3 and v.next_token == 2
     v = verify_mtad([2], np.log([0.9]), logits[:2], GREEDY, np.random.default_rng(0), threshold=0.5)
