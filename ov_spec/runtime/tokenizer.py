@@ -21,7 +21,7 @@ class Tokenizer:
         self._decoder = core.compile_model(folder / "openvino_detokenizer.xml", "CPU")
         self.eos_token_ids: set[int] = {int(i) for i in info.get("eos_token_ids", [])}
         self.chat_template: str | None = info.get("chat_template")
-        self._special = {k: info.get(k) for k in ("bos_token", "eos_token")}
+        self._special = dict(info.get("special_tokens", {}))  # bos_token etc., used by chat templates
 
     def encode(self, text: str) -> list[int]:
         out = self._encoder([text])
