@@ -190,3 +190,20 @@ def test_folder_is_self_contained(random_pipeline, tmp_path):
     moved = tmp_path / "moved"
     shutil.copytree(random_pipeline, moved)
     assert ov_spec.load(moved).generate([5, 6, 7], max_new_tokens=3).token_ids
+
+
+def test_mask_rollback_compaction(random_pipeline, reference, monkeypatch):
+    """Force compaction after a few holes: the cache shrinks back and outputs stay put."""
+    from ov_spec.runtime import stateful
+
+    monkeypatch.setattr(stateful, "_COMPACT_MIN_HOLES", 4)
+    monkeypatch.setattr(stateful, "_COMPACT_MIN_SHARE", 0.01)
+    pipe = ov_spec.load(random_pipeline, rollback="mask")
+    prompts, expected = reference
+    same = 0
+    for prompt, want in zip(prompts, expected):
+        result = pipe.generate(prompt, max_new_tokens=MAX_NEW, draft_tokens=6)
+        same += result.token_ids == want
+        target = pipe.models["target"]
+        assert target.cache_slots - len(target.tokens) < 4 + 7  # holes were compacted away
+    assert same >= len(prompts) - 2

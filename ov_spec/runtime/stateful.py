@@ -134,21 +134,28 @@ class StatefulLM:
             if holes >= _COMPACT_MIN_HOLES and holes >= _COMPACT_MIN_SHARE * self._mask.size:
                 self._compact()
         else:
-            self._slice_states(slice(0, n))
+            self._trim_states(n)
         del self.tokens[n:]
         self.stats.rollbacks += 1
         self.stats.rollback_s += self._clock() - start
 
-    def _slice_states(self, keep: slice | np.ndarray) -> None:
+    def _trim_states(self, n: int) -> None:
+        """Keep the first ``n`` positions of every cache tensor.
+
+        ``state.state`` hands back a dense copy of the plugin's cache; a region-of-interest view
+        of that copy is set back directly, so the only copies are the plugin's own two.
+        """
         for state in self.request.query_state():
-            data = state.state.data
-            index = [slice(None)] * data.ndim
-            index[self._seq_axis] = keep
-            state.state = ov.Tensor(np.ascontiguousarray(data[tuple(index)]))
+            full = state.state
+            end = list(full.shape)
+            end[self._seq_axis] = n
+            state.state = ov.Tensor(full, ov.Coordinate([0] * len(end)), ov.Coordinate(end))
 
     def _compact(self) -> None:
         """Gather the valid cache entries to the front (mask mode); the holes disappear."""
-        self._slice_states(np.asarray(self._slots, dtype=np.int64))
+        for state in self.request.query_state():
+            kept = np.take(state.state.data, np.asarray(self._slots, dtype=np.int64), axis=self._seq_axis)
+            state.state = ov.Tensor(np.ascontiguousarray(kept))
         self._slots = list(range(len(self._slots)))
         self._mask = np.ones(len(self._slots), dtype=np.int64)
 
