@@ -207,3 +207,16 @@ def test_mask_rollback_compaction(random_pipeline, reference, monkeypatch):
         target = pipe.models["target"]
         assert target.cache_slots - len(target.tokens) < 4 + 7  # holes were compacted away
     assert same >= len(prompts) - 2
+
+
+def test_stop_string_cuts_text_and_generation(pipe):
+    full = pipe.generate("def f(x):", max_new_tokens=40, use_draft=False).text
+    stop = full[15:18]
+    assert stop and stop in full
+    result = pipe.generate("def f(x):", max_new_tokens=40, stop=[stop], draft_tokens=4)
+    assert result.finish_reason == "stop"
+    assert result.text == full[: full.index(stop)]
+    assert len(result.token_ids) < 40
+    streamed: list[str] = []
+    again = pipe.generate("def f(x):", max_new_tokens=40, stop=stop, streamer=streamed.append)
+    assert "".join(streamed) == again.text == result.text

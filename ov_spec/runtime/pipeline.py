@@ -179,7 +179,7 @@ class SpeculativePipeline:
         ``{"width": 4, "threshold": 0.5}``: MTAD beam drafting and joint-likelihood acceptance;
         NOT lossless, opt-in), ``chat`` (apply the chat template).
         """
-        return (yield from self._run(prompt, **options))
+        return (yield from self._run(prompt, incremental=True, **options))
 
     def _run(
         self,
@@ -199,6 +199,7 @@ class SpeculativePipeline:
         mtad: Mapping[str, Any] | bool | None = None,
         chat: bool = False,
         streamer: Streamer | None = None,
+        incremental: bool = False,
     ) -> Iterator[str]:
         """The request: validate, tokenize, run the speculative loop, detokenize, measure."""
         clock = time.perf_counter
@@ -232,8 +233,12 @@ class SpeculativePipeline:
             )
         top.reset()
         rng = params.rng()
-        decoder = IncrementalDecoder(self.tokenizer)
         eos = self.tokenizer.eos_token_ids
+        # Text is decoded step by step only for someone who reads it (a streamer, a stream()
+        # consumer, stop strings); otherwise once at the end: a detokenizer call costs about as
+        # much as a small model's forward pass.
+        live = incremental or streamer is not None or bool(stops)
+        decoder = IncrementalDecoder(self.tokenizer)
         sequence = list(prompt_ids)
         generated: list[int] = []
         finish = "length"
@@ -249,20 +254,22 @@ class SpeculativePipeline:
             generated += new
             if not ttft:
                 ttft = clock() - start
-            chunk = decoder.push([t for t in new if t not in eos])
-            hit = _find_stop(decoder.text, stops, len(decoder.text) - len(chunk))
-            if hit is not None:
-                chunk = chunk[: max(0, hit - (len(decoder.text) - len(chunk)))]
-                decoder.text = decoder.text[:hit]
-                finish = "stop"
-            if chunk:
-                if streamer is not None and streamer(chunk) is True:
-                    finish = "cancelled"
-                yield chunk
+            if live:
+                before = len(decoder.text)
+                decoder.push([t for t in new if t not in eos])
+                hit = _find_stop(decoder.text, stops, before)
+                if hit is not None:
+                    decoder.text, finish = decoder.text[:hit], "stop"
+                chunk = decoder.text[before:]
+                if chunk:
+                    if streamer is not None and streamer(chunk) is True:
+                        finish = "cancelled"
+                    yield chunk
             if finish != "length":
                 break
+        text = decoder.text if live else self.tokenizer.decode([t for t in generated if t not in eos])
         metrics = self._metrics(top, len(prompt_ids), len(generated), ttft, clock() - start)
-        return GenerationResult(decoder.text, generated, finish, metrics, prompt_ids)
+        return GenerationResult(text, generated, finish, metrics, prompt_ids)
 
     def _encode(self, prompt: str | Sequence[int], chat: bool) -> list[int]:
         if isinstance(prompt, str):

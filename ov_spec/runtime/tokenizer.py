@@ -17,8 +17,10 @@ class Tokenizer:
     """Encode text to ids and decode ids to text with the exported tokenizer/detokenizer IRs."""
 
     def __init__(self, core: ov.Core, folder: Path, info: dict[str, Any]) -> None:
-        self._encoder = core.compile_model(folder / "openvino_tokenizer.xml", "CPU")
-        self._decoder = core.compile_model(folder / "openvino_detokenizer.xml", "CPU")
+        # String work gains nothing from threads; waking a thread pool costs more (0.6 vs 0.2 ms).
+        props = {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY"}
+        self._encoder = core.compile_model(folder / "openvino_tokenizer.xml", "CPU", props)
+        self._decoder = core.compile_model(folder / "openvino_detokenizer.xml", "CPU", props)
         self.eos_token_ids: set[int] = {int(i) for i in info.get("eos_token_ids", [])}
         self.chat_template: str | None = info.get("chat_template")
         self._special = dict(info.get("special_tokens", {}))  # bos_token etc., used by chat templates
@@ -61,6 +63,7 @@ class IncrementalDecoder:
         self.text = ""  # text emitted so far
 
     def push(self, ids: Sequence[int]) -> str:
+        """Add generated ids; return the text they complete (possibly empty)."""
         self.ids.extend(ids)
         full = self._tokenizer.decode(self.ids)
         if full.endswith("\ufffd"):
