@@ -220,3 +220,31 @@ def test_stop_string_cuts_text_and_generation(pipe):
     streamed: list[str] = []
     again = pipe.generate("def f(x):", max_new_tokens=40, stop=stop, streamer=streamed.append)
     assert "".join(streamed) == again.text == result.text
+
+
+CODE_PROMPTS = [
+    "def read_config(path):\n",
+    "class Parser:\n    def __init__(self, text):\n",
+    "import os\nimport sys\n\n",
+    "    for key, value in items.items():\n",
+    "# Copyright\n",
+    "try:\n    import json\nexcept ImportError:\n",
+]
+
+
+def test_trained_multi_head_pipeline_greedy_exact(trained_pipeline, rollback="trim"):
+    """A trained pair with several KV heads, int8 weights, rejections at every k: exact equality.
+
+    (The random pair has one KV head, which hides layout mistakes in the rollback.)
+    """
+    pipe = ov_spec.load(trained_pipeline, rollback=rollback)
+    pipe.generate(CODE_PROMPTS[0], max_new_tokens=2, use_draft=False)
+    assert max(s.state.shape[1] for s in pipe.models["target"].request.query_state()) > 1  # KV heads
+    rejected = 0
+    for prompt in CODE_PROMPTS:
+        want = pipe.generate(prompt, max_new_tokens=48, use_draft=False).token_ids
+        for k in (2, 5, 8):
+            result = pipe.generate(prompt, max_new_tokens=48, draft_tokens=k)
+            assert result.token_ids == want, (prompt, k)
+            rejected += result.metrics.levels[0].drafted - result.metrics.levels[0].accepted
+    assert rejected > 0  # rollbacks really happened

@@ -142,14 +142,14 @@ class StatefulLM:
     def _trim_states(self, n: int) -> None:
         """Keep the first ``n`` positions of every cache tensor.
 
-        ``state.state`` hands back a dense copy of the plugin's cache; a region-of-interest view
-        of that copy is set back directly, so the only copies are the plugin's own two.
+        The slice is made contiguous before it goes back: OpenVINO's ``set_state`` does not honour
+        the strides of a region-of-interest tensor (with several KV heads it mixes them up).
         """
         for state in self.request.query_state():
-            full = state.state
-            end = list(full.shape)
-            end[self._seq_axis] = n
-            state.state = ov.Tensor(full, ov.Coordinate([0] * len(end)), ov.Coordinate(end))
+            data = state.state.data
+            index = [slice(None)] * data.ndim
+            index[self._seq_axis] = slice(0, n)
+            state.state = ov.Tensor(np.ascontiguousarray(data[tuple(index)]))
 
     def _compact(self) -> None:
         """Gather the valid cache entries to the front (mask mode); the holes disappear."""
