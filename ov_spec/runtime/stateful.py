@@ -212,17 +212,19 @@ class StatefulLM:
             attention_mask = np.ones(position + t, dtype=np.int64)
         feed = {"input_ids": np.asarray(rows, dtype=np.int64)}
         if "attention_mask" in self._inputs:
-            feed["attention_mask"] = np.broadcast_to(attention_mask, (batch, attention_mask.size))
+            feed["attention_mask"] = np.tile(attention_mask, (batch, 1))
         if "position_ids" in self._inputs:
-            feed["position_ids"] = np.broadcast_to(
-                np.arange(position, position + t, dtype=np.int64), (batch, t)
-            )
+            feed["position_ids"] = np.tile(np.arange(position, position + t, dtype=np.int64), (batch, 1))
         if "beam_idx" in self._inputs:
             feed["beam_idx"] = np.asarray(beam_idx, dtype=np.int32)
         if LOGITS_TO_KEEP in self._inputs:  # see graph.keep_last_logits: the head runs on n rows only
             feed[LOGITS_TO_KEEP] = np.array([n_logits], dtype=np.int64)
         start = self._clock()
-        self.request.infer(feed)
+        # start_async + wait rather than infer(): measured 1.0 vs 6.4 ms per step on a 2-core CPU
+        # (infer() copies inputs into its own tensors and blocks differently); inputs are shared
+        # zero-copy and stay alive until wait() returns.
+        self.request.start_async(feed, share_inputs=True)
+        self.request.wait()
         logits = np.array(self.request.get_tensor("logits").data[:, -n_logits:], dtype=np.float32)
         elapsed = self._clock() - start
         if self.stats.calls == 0:
