@@ -79,33 +79,58 @@ def step_costs(
 
     Uses the models' own caches (they are reset before and after): call between generations.
     """
-    rng = np.random.default_rng(seed)
-    prompt = rng.integers(3, target.vocab_size, context).tolist()
+    t1, tv, trim, mask = target_costs(target, context, k, repeats, seed)
+    td = draft_cost(draft, context, repeats, seed) if draft is not None else 0.0
+    return StepCosts(context, k, t1, tv, td, trim, mask)
 
-    def step(lm: StatefulLM, t: int) -> None:
-        lm.forward([7] * t, n_logits=t)
-        lm.rollback(context)
 
+def _prompt(lm: StatefulLM, context: int, seed: int) -> list[int]:
+    return np.random.default_rng(seed).integers(3, lm.vocab_size, context).tolist()
+
+
+def _step(lm: StatefulLM, t: int, context: int) -> None:
+    """Feed ``t`` tokens after ``context`` cached ones, then roll back to ``context``."""
+    lm.forward([7] * t, n_logits=t)
+    lm.rollback(context)
+
+
+def target_costs(
+    target: StatefulLM, context: int, k: int, repeats: int = 20, seed: int = 0
+) -> tuple[float, float, float, float]:
+    """``(T1, Tv(k+1), rollback_trim, rollback_mask)`` in seconds (medians) at ``context``.
+
+    ``T1`` and ``Tv`` are timed with the model's own rollback mode; both rollbacks of ``k + 1``
+    tokens are timed by switching the mode temporarily.
+    """
+    prompt = _prompt(target, context, seed)
     mode = target.rollback_mode
-    costs = {}
-    for strategy in ("trim", "mask"):
-        target.rollback_mode = strategy
+    rollback, t1, tv = {}, 0.0, 0.0
+    try:
+        for strategy in ("trim", "mask"):
+            target.rollback_mode = strategy
+            target.reset()
+            target.forward(prompt)
+            for _ in range(3):  # warm-up: first calls allocate buffers and pick kernels
+                _step(target, k + 1, context)
+            rollback[strategy] = _median_counter(
+                target, "rollback_s", lambda: _step(target, k + 1, context), repeats
+            )
+            if strategy == mode:
+                t1 = _median_counter(target, "infer_s", lambda: _step(target, 1, context), repeats)
+                tv = _median_counter(target, "infer_s", lambda: _step(target, k + 1, context), repeats)
+    finally:
+        target.rollback_mode = mode
         target.reset()
-        target.forward(prompt)
-        for _ in range(3):  # warm-up: first calls allocate buffers and pick kernels
-            step(target, k + 1)
-        costs[strategy] = _median_counter(target, "rollback_s", lambda: step(target, k + 1), repeats)
-        if strategy == mode:
-            t1 = _median_counter(target, "infer_s", lambda: step(target, 1), repeats)
-            tv = _median_counter(target, "infer_s", lambda: step(target, k + 1), repeats)
-    target.rollback_mode = mode
-    target.reset()
-    td = 0.0
-    if draft is not None:
-        draft.reset()
-        draft.forward(prompt)
+    return t1, tv, rollback["trim"], rollback["mask"]
+
+
+def draft_cost(draft: StatefulLM, context: int, repeats: int = 20, seed: int = 0) -> float:
+    """``Td``: median seconds of one single-token draft step at ``context``."""
+    draft.reset()
+    try:
+        draft.forward(_prompt(draft, context, seed))
         for _ in range(3):
-            step(draft, 1)
-        td = _median_counter(draft, "infer_s", lambda: step(draft, 1), repeats)
+            _step(draft, 1, context)
+        return _median_counter(draft, "infer_s", lambda: _step(draft, 1, context), repeats)
+    finally:
         draft.reset()
-    return StepCosts(context, k, t1, tv, td, costs["trim"], costs["mask"])
