@@ -1,0 +1,87 @@
+"""Checkpoint -> uncompressed stateful OpenVINO IR (+ tokenizer IRs), through optimum-intel.
+
+Each distinct source is converted once, in fp32 or fp16, with the KV cache inside the model
+(``text-generation-with-past``, stateful). Weight formats are applied afterwards by
+:mod:`ov_spec.export.compress`, so the self-draft reuses the target's conversion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from ov_spec.errors import UserError
+
+TASK = "text-generation-with-past"
+MODEL_XML = "openvino_model.xml"
+TOKENIZER_XML = "openvino_tokenizer.xml"
+DETOKENIZER_XML = "openvino_detokenizer.xml"
+
+
+def convert_checkpoint(checkpoint: Path, output: Path, dtype: str, who: str, verbose: bool = False) -> None:
+    """Export ``checkpoint`` to ``output`` as an uncompressed stateful IR with tokenizer IRs.
+
+    ``dtype`` is ``"fp32"`` or ``"fp16"``. Passing an explicit ``OVConfig(dtype=...)`` matters:
+    without it optimum-intel silently compresses models over 1B parameters to int8.
+    """
+    assert dtype in ("fp32", "fp16"), dtype
+    with quiet_libraries(verbose):
+        from optimum.exporters.openvino import main_export
+        from optimum.intel.openvino.configuration import OVConfig
+
+        main_export(
+            str(checkpoint),
+            output=str(output),
+            task=TASK,
+            ov_config=OVConfig(dtype=dtype),
+            stateful=True,
+            convert_tokenizer=True,
+            local_files_only=True,
+            library_name="transformers",
+            framework="pt",
+        )
+    if not (output / MODEL_XML).is_file():
+        raise RuntimeError(f"optimum-intel did not write {output / MODEL_XML}")
+    # optimum-intel only warns when openvino-tokenizers cannot convert a tokenizer; the runtime needs it.
+    for name in (TOKENIZER_XML, DETOKENIZER_XML):
+        if not (output / name).is_file():
+            raise UserError(
+                f"{who}: openvino-tokenizers could not convert the tokenizer of {checkpoint} (no {name}); "
+                "check that openvino-tokenizers matches the openvino version (pip install -U openvino-tokenizers)"
+            )
+
+
+def is_stateful(model_xml: Path) -> bool:
+    """True if the IR keeps its KV cache inside (ReadValue/Assign pairs)."""
+    import openvino as ov
+
+    ops = {op.get_type_name() for op in ov.Core().read_model(model_xml).get_ops()}
+    return "ReadValue" in ops and "Assign" in ops
+
+
+@contextlib.contextmanager
+def quiet_libraries(verbose: bool = False) -> Iterator[None]:
+    """Silence optimum/transformers/NNCF chatter (tracer warnings, progress bars) unless ``verbose``.
+
+    Library output goes to Python's sys.stdout/sys.stderr, so redirecting those is enough; our own
+    progress lines are written to the stream captured before entering.
+    """
+    if verbose:
+        yield
+        return
+    loggers = ["transformers", "optimum", "nncf", "torch", "openvino"]
+    levels = {name: logging.getLogger(name).level for name in loggers}
+    sink = io.StringIO()
+    try:
+        for name in loggers:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
