@@ -72,7 +72,8 @@ def greedy_tokens(
             }
         )
         out.append(request.get_tensor("logits").data[0].argmax(-1))
-    precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+    precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)  # "bf16", "f32", ...
     return np.stack(out), precision
 
 
