@@ -19,6 +19,7 @@ from ov_spec.cli import run_cli
 from ov_spec.errors import UserError
 from ov_spec.export.compress import BACKUP_MODES, FORMATS, GROUP_FALLBACKS
 from ov_spec.export.recipe import CONVERT_DTYPES, DEFAULT_FORMATS
+from ov_spec.export.report import INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,6 +175,14 @@ def main(argv: list[str] | None = None) -> int:
             quiet=args.quiet,
             verbose=args.verbose,
         )
+    except Exception:
+        # Ctrl-C inside a native library (OpenVINO's frontend, torch tracing) can surface as a
+        # RuntimeError instead of KeyboardInterrupt; the handler's flag tells them apart.
+        if not INTERRUPTED.is_set():
+            raise
+        raise UserError(
+            f"interrupted; nothing was written to {args.output}; run the same command again to export"
+        ) from None
     except KeyboardInterrupt:
         # The temp folder is already gone (export_pipeline cleans up on any exception).
         raise UserError(
