@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ov_spec.runtime.sampling import SamplingParams, choose
+from ov_spec.runtime.sampling import SamplingParams, choose, log_softmax
 from ov_spec.runtime.stateful import StatefulLM
 
 
@@ -144,7 +144,7 @@ class BeamProposer:
         self, sequence: Sequence[int], k: int, params: SamplingParams, rng: np.random.Generator
     ) -> Proposal:
         feed = self.model.sync(sequence)
-        logq = _log_softmax(self.model.forward(feed)[0])
+        logq = log_softmax(self.model.forward(feed)[0])
         first = np.argsort(-logq)[: self.width]
         beams = [[int(t)] for t in first]  # token paths
         scores = logq[first]  # joint log-probability of each path
@@ -152,7 +152,7 @@ class BeamProposer:
         parents = [0] * len(beams)  # all beams grow from the single cache row
         for _ in range(k - 1):
             logits = self.model.forward_beams([b[-1] for b in beams], parents)
-            cand = scores[:, None] + np.apply_along_axis(_log_softmax, 1, logits)
+            cand = scores[:, None] + log_softmax(logits)
             flat = np.argsort(-cand, axis=None)[: self.width]
             rows, tokens = np.unravel_index(flat, cand.shape)
             beams = [beams[r] + [int(t)] for r, t in zip(rows, tokens)]
@@ -163,8 +163,3 @@ class BeamProposer:
         # Every token of the winner but its last was fed; its history sits in cache row parents[best].
         self.model.settle_beam(parents[best] if k > 1 else 0, beams[best][:-1])
         return Proposal(beams[best], logq=np.asarray(steps[best]))
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max()
-    return z - np.log(np.exp(z).sum())

@@ -81,6 +81,12 @@ def _top_p_row(p: np.ndarray, top_p: float) -> np.ndarray:
     return out / out.sum()
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities of the raw logits along the last axis (no temperature/top-k/top-p)."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
 def sample(probs: np.ndarray, rng: np.random.Generator) -> int:
     """Draw one token id from a probability row."""
     # Inverse-CDF draw: one uniform per token, so a seeded run is reproducible.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ov_spec.runtime.sampling import SamplingParams, probabilities, sample
+from ov_spec.runtime.sampling import SamplingParams, log_softmax, probabilities, sample
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,7 @@ def verify_mtad(
     from the target (argmax when greedy, a draw from the processed row when sampling). Ratios use
     the unprocessed softmax of both models: MTAD targets the joint likelihood itself.
     """
-    z = target_logits - target_logits.max(axis=-1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    logp = log_softmax(target_logits)
     k = len(draft_tokens)
     ratio = np.cumsum(logp[np.arange(k), draft_tokens] - draft_logq[:k])
     passing = np.flatnonzero(ratio > np.log(threshold))
