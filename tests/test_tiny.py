@@ -373,6 +373,56 @@ def test_widening_rejects_inconsistent_sizes(random_pair):
         )
 
 
+# --- the training pipeline, on a scaled-down "default" recipe (seconds) -------------------------
+@pytest.fixture
+def cheap_default(monkeypatch):
+    """Swap the "default" recipe for the same pipeline (growth, widening, distillation) in miniature."""
+    import dataclasses
+
+    from ov_spec.tiny import presets
+    from ov_spec.tiny.presets import GrowthSpec, ModelSpec, TrainSpec
+
+    small = ModelSpec(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=88)
+    train = TrainSpec(steps=6, batch_size=2, seq_len=64, lr=3e-3, warmup_steps=2)
+    spec = dataclasses.replace(
+        presets.PRESETS["default"],
+        vocab_size=512,
+        tokenizer_train_bytes=300_000,
+        data_bytes=300_000,
+        target=ModelSpec(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=176),
+        draft=dataclasses.replace(small, num_layers=1),
+        growth=GrowthSpec(narrow=small, train=train, noise=0.02, draft_from_narrow=True),
+        target_train=train,
+        draft_train=dataclasses.replace(train, distill_weight=0.8),
+        eval_windows=4,
+        eval_seq_len=64,
+    )
+    monkeypatch.setitem(presets.PRESETS, "default", spec)
+    return spec
+
+
+def test_training_pipeline_runs_every_stage(tmp_path, cheap_default):
+    pair = build_pair("default", cache_dir=tmp_path)
+    report = pair.report
+    assert set(report["training"]) == {"narrow", "target", "draft"}
+    assert all(r["steps_done"] == r["steps_planned"] == 6 for r in report["training"].values())
+    assert not report["budget_hit"]
+    assert report["params"]["target"] == count_params(cheap_default.target, 512)
+    again = build_pair("default", cache_dir=tmp_path / "again")
+    assert _folder_bytes(again) == _folder_bytes(pair)  # training is deterministic too
+
+
+def test_budget_cap_stops_training(tmp_path, cheap_default):
+    pair = build_pair("default", cache_dir=tmp_path, budget_s=0.001)
+    report = pair.report
+    assert report["budget_hit"] and report["budget_s"] == 0.001
+    assert all(r["steps_done"] < r["steps_planned"] for r in report["training"].values())
+    assert (pair.target / "model.safetensors").is_file()  # still a complete, loadable pair
+    # A later call without a budget does not settle for the cut-short build.
+    full = build_pair("default", cache_dir=tmp_path)
+    assert full.root == pair.root and not full.report["budget_hit"]
+
+
 # --- the trained pair (built once, cached) -----------------------------------------------------
 @pytest.mark.slow
 def test_trained_pair_quality(trained_pair):
@@ -400,12 +450,3 @@ def test_trained_pair_generates_code(trained_pair):
     out = model.generate(ids, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
     text = tok.decode(out[0, ids.shape[1] :])
     assert "(" in text  # it learned at least that a def has a parameter list
-
-
-@pytest.mark.slow
-def test_budget_cap_stops_training(tmp_path):
-    pair = build_pair("default", cache_dir=tmp_path, budget_s=1.0)
-    report = pair.report
-    assert report["budget_hit"] and report["budget_s"] == 1.0
-    assert report["training"]["target"]["steps_done"] < report["training"]["target"]["steps_planned"]
-    assert (pair.target / "model.safetensors").is_file()

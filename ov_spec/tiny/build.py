@@ -283,8 +283,15 @@ def build_large(
 ) -> dict[str, Any]:
     """Widen the trained default target into ``out``; the draft is the default draft, copied."""
     import torch
+    from tokenizers import Tokenizer
 
-    from ov_spec.tiny.evaluate import compare_models, evaluate_pair, heldout_windows
+    from ov_spec.tiny.evaluate import (
+        closeness,
+        heldout_windows,
+        model_logits,
+        pair_stats,
+        perplexity_from_logits,
+    )
     from ov_spec.tiny.models import derive_seed, load_model, save_model
     from ov_spec.tiny.widen import widen_llama
 
@@ -311,15 +318,17 @@ def build_large(
     shutil.copyfile(base.heldout, out / "heldout.txt")
     clock.lap("save")
 
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base.target)
-    heldout_ids = torch.tensor(tokenizer(base.heldout.read_text(encoding="utf-8"))["input_ids"])
+    tokenizer = Tokenizer.from_file(str(base.target / "tokenizer.json"))
+    heldout_ids = torch.tensor(tokenizer.encode(base.heldout.read_text(encoding="utf-8")).ids)
     windows = heldout_windows(heldout_ids, spec.eval_seq_len, spec.eval_windows)
     # The real correctness check: does the wide model still predict like the trained one?
-    fidelity = compare_models(source, wide, windows)
+    wide_logits = model_logits(wide, windows)
+    source_logits = model_logits(source, windows)
+    fidelity = closeness(source_logits, wide_logits)
+    fidelity["ppl_source"] = round(perplexity_from_logits(source_logits, windows), 3)
+    del source_logits
     draft = load_model(base.draft)
-    evaluation = evaluate_pair(wide, draft, windows)
+    evaluation = pair_stats(wide_logits, model_logits(draft, windows), windows)
     clock.lap("eval")
     log(
         f"eval: max |logit diff| {fidelity['max_abs_logit_diff']:.2e}, top-1 agreement with the "

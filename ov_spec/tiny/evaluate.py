@@ -13,7 +13,7 @@ def heldout_windows(tokens, seq_len: int, count: int):
     return tokens[: n * seq_len].reshape(n, seq_len).long()
 
 
-def _logits(model, windows, batch_size: int = 8):
+def model_logits(model, windows, batch_size: int = 4):
     """float32 logits ``[N, T, V]`` (full precision: these numbers go in the report)."""
     import torch
 
@@ -30,35 +30,38 @@ def perplexity_from_logits(logits, windows) -> float:
     return math.exp(float(nll))
 
 
-def evaluate_pair(target, draft, windows) -> dict[str, Any]:
-    """Perplexities, target top-1 accuracy and draft/target greedy agreement on ``windows``.
+def _top1_accuracy(logits, windows) -> float:
+    return round(float((logits[:, :-1].argmax(-1) == windows[:, 1:]).float().mean()), 4)
+
+
+def pair_stats(target_logits, draft_logits, windows) -> dict[str, Any]:
+    """Perplexities, top-1 accuracies and draft/target greedy agreement on ``windows``.
 
     Agreement is teacher-forced: at each held-out position, does the draft's argmax equal the
     target's argmax? That is the per-token acceptance rate of greedy speculative decoding.
     """
-    t_logits = _logits(target, windows)
-    d_logits = _logits(draft, windows)
-    t_top = t_logits.argmax(-1)
-    d_top = d_logits.argmax(-1)
+    agreement = (target_logits.argmax(-1) == draft_logits.argmax(-1)).float().mean()
     return {
         "tokens": int(windows.numel()),
-        "ppl_target": round(perplexity_from_logits(t_logits, windows), 3),
-        "ppl_draft": round(perplexity_from_logits(d_logits, windows), 3),
-        "top1_acc_target": round(float((t_top[:, :-1] == windows[:, 1:]).float().mean()), 4),
-        "top1_acc_draft": round(float((d_top[:, :-1] == windows[:, 1:]).float().mean()), 4),
-        "agreement": round(float((t_top == d_top).float().mean()), 4),
+        "ppl_target": round(perplexity_from_logits(target_logits, windows), 3),
+        "ppl_draft": round(perplexity_from_logits(draft_logits, windows), 3),
+        "top1_acc_target": _top1_accuracy(target_logits, windows),
+        "top1_acc_draft": _top1_accuracy(draft_logits, windows),
+        "agreement": round(float(agreement), 4),
     }
 
 
-def compare_models(reference, candidate, windows) -> dict[str, Any]:
-    """How close ``candidate``'s logits are to ``reference``'s (for the widened model)."""
-    ref = _logits(reference, windows, batch_size=2)
-    cand = _logits(candidate, windows, batch_size=2)
+def closeness(reference_logits, candidate_logits) -> dict[str, Any]:
+    """How close a candidate's logits are to a reference's (for the widened model)."""
+    diff = (reference_logits - candidate_logits).abs()
+    same_top1 = reference_logits.argmax(-1) == candidate_logits.argmax(-1)
     return {
-        "tokens": int(windows.numel()),
-        "max_abs_logit_diff": float((ref - cand).abs().max()),
-        "mean_abs_logit_diff": float((ref - cand).abs().mean()),
-        "top1_agreement": round(float((ref.argmax(-1) == cand.argmax(-1)).float().mean()), 4),
-        "ppl_reference": round(perplexity_from_logits(ref, windows), 3),
-        "ppl_candidate": round(perplexity_from_logits(cand, windows), 3),
+        "max_abs_logit_diff": float(diff.max()),
+        "mean_abs_logit_diff": float(diff.mean()),
+        "top1_agreement": round(float(same_top1.float().mean()), 4),
     }
+
+
+def evaluate_pair(target, draft, windows) -> dict[str, Any]:
+    """:func:`pair_stats` of two models on ``windows``."""
+    return pair_stats(model_logits(target, windows), model_logits(draft, windows), windows)

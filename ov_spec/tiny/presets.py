@@ -102,19 +102,24 @@ class PresetSpec:
         return asdict(self)
 
 
-_DEFAULT_DRAFT = ModelSpec(hidden_size=128, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=384)
-
+# Recipe, tuned for ~4-5 minutes on 2 CPU cores: grow the target (train it at hidden 128, widen
+# to 256, train on), then distil the draft from it. In that time a model sees only ~1M tokens,
+# the regime where a small model learns far more per CPU-second than a big one; the growth
+# trick lets the target profit from that. Held-out result: ppl ~117 (target) vs ~123 (draft),
+# greedy agreement ~0.72 (see report.json).
 _DEFAULT = PresetSpec(
     name="default",
     vocab_size=2048,
     max_position_embeddings=1024,
     # 6.8M parameters; head_dim 64 and GQA 2:1 like the big Llamas.
     target=ModelSpec(hidden_size=256, num_layers=8, num_heads=4, num_kv_heads=2, intermediate_size=768),
-    # 0.66M parameters (< 1/10 of the target); most of it is the embedding table.
-    draft=_DEFAULT_DRAFT,
+    # 0.66M parameters (< 1/10 of the target), most of it the embedding table. Same widths as
+    # the narrow target, so it starts from that model's embedding and first two layers.
+    draft=ModelSpec(hidden_size=128, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=384),
     tokenizer_train_bytes=None,
+    # ~4M tokens to draw training windows from (training reads ~1.3M of them).
     data_bytes=12_000_000,
-    # The narrow phase costs ~1/4 of the wide one per token, so it sees most of the data.
+    # A narrow step costs ~0.4 of a full-width one, so the narrow phase gets most of the steps.
     growth=GrowthSpec(
         narrow=ModelSpec(hidden_size=128, num_layers=8, num_heads=2, num_kv_heads=1, intermediate_size=384),
         train=TrainSpec(steps=600, batch_size=4, seq_len=256, lr=4e-3, warmup_steps=30),
@@ -163,8 +168,9 @@ _LARGE = PresetSpec(
     data_bytes=None,
     target_train=None,
     draft_train=None,
-    eval_windows=4,
-    eval_seq_len=512,
+    # The same held-out windows as "default", so the numbers compare directly.
+    eval_windows=_DEFAULT.eval_windows,
+    eval_seq_len=_DEFAULT.eval_seq_len,
     base_preset="default",
     widen=WidenSpec(hidden_size=1024, num_heads=16, num_kv_heads=8, intermediate_size=3072, noise=1e-3),
 )

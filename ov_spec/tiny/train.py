@@ -88,6 +88,31 @@ def lr_at(step: int, spec: TrainSpec) -> float:
     return spec.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
+def _loss(model, inputs, labels, teacher, distill_weight: float, use_bf16: bool):
+    """Next-token cross-entropy, mixed with KL(teacher || model) when a teacher is given."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+        logits = model(input_ids=inputs).logits
+        if teacher is not None:
+            with torch.no_grad():
+                teacher_logits = teacher(input_ids=inputs).logits
+    # Losses in float32: bf16 log-softmax over the vocabulary loses too much precision.
+    logits = logits.float()
+    vocab = logits.shape[-1]
+    loss = F.cross_entropy(logits.reshape(-1, vocab), labels.reshape(-1))
+    if teacher is None:
+        return loss
+    kl = F.kl_div(
+        F.log_softmax(logits, dim=-1).reshape(-1, vocab),
+        F.log_softmax(teacher_logits.float(), dim=-1).reshape(-1, vocab),
+        log_target=True,
+        reduction="batchmean",
+    )
+    return (1.0 - distill_weight) * loss + distill_weight * kl
+
+
 def train_model(
     model,
     tokens,
@@ -105,7 +130,6 @@ def train_model(
     value; reaching it stops training early (``budget_hit``).
     """
     import torch
-    import torch.nn.functional as F
 
     use_bf16 = bf16_autocast_available()
     sampler = WindowSampler(tokens, spec.seq_len, seed)
@@ -134,44 +158,33 @@ def train_model(
     start = time.monotonic()
     budget_hit = False
     steps_done = 0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # dropout-free, but keep any stray randomness seeded too
-        for step in range(spec.steps):
-            if deadline is not None and time.monotonic() >= deadline:
-                budget_hit = True
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, spec)
-            window = sampler.batch(spec.batch_size)
-            inputs, labels = window[:, :-1], window[:, 1:]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(input_ids=inputs).logits
-                if distill:
-                    with torch.no_grad():
-                        teacher_logits = teacher(input_ids=inputs).logits
-            logits = logits.float()
-            vocab = logits.shape[-1]
-            loss = F.cross_entropy(logits.reshape(-1, vocab), labels.reshape(-1))
-            if distill:
-                kl = F.kl_div(
-                    F.log_softmax(logits, dim=-1).reshape(-1, vocab),
-                    F.log_softmax(teacher_logits.float(), dim=-1).reshape(-1, vocab),
-                    log_target=True,
-                    reduction="batchmean",
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # dropout-free, but keep any stray randomness seeded too
+            for step in range(spec.steps):
+                if deadline is not None and time.monotonic() >= deadline:
+                    budget_hit = True
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, spec)
+                window = sampler.batch(spec.batch_size)
+                inputs, labels = window[:, :-1], window[:, 1:]
+                loss = _loss(
+                    model, inputs, labels, teacher if distill else None, spec.distill_weight, use_bf16
                 )
-                loss = (1.0 - spec.distill_weight) * loss + spec.distill_weight * kl
-            loss.backward()
-            # Clipping keeps the high-learning-rate start of these short runs stable.
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
-            steps_done += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-    if bar is not None:
-        bar.close()
+                loss.backward()
+                # Clipping keeps the high-learning-rate start of these short runs stable.
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(float(loss.detach()))
+                steps_done += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()  # also on Ctrl-C, so the error message starts on a clean line
     model.eval()
     tail = losses[-10:]
     return TrainResult(
