@@ -11,7 +11,7 @@ target's own weights in mxfp4 (role ``self_draft``), level 2 = a small model (ro
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +115,11 @@ class Manifest:
                 "re-export the pipeline with this ov_spec version (or install the ov_spec that wrote it)"
             )
         try:
-            models = [ModelEntry(**m) for m in raw.pop("models")]
-            manifest = cls(models=models, **raw)
-        except (TypeError, KeyError) as err:
+            # Keys this version does not know are ignored: a newer ov_spec may add fields within
+            # the same format version (a breaking change bumps FORMAT_VERSION instead).
+            models = [ModelEntry(**_known(ModelEntry, m)) for m in raw.pop("models")]
+            manifest = cls(models=models, **_known(cls, raw))
+        except (TypeError, KeyError, AttributeError) as err:
             raise UserError(f"{path} is malformed ({err}); re-run `python -m ov_spec.export`") from None
         manifest._check(folder)
         return manifest
@@ -136,3 +138,9 @@ class Manifest:
         for name in ("openvino_tokenizer.xml", "openvino_detokenizer.xml"):
             if not (tok / name).is_file():
                 raise UserError(f"{tok / name} is missing; re-export the pipeline")
+
+
+def _known(kind: type, raw: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``raw`` that are fields of the dataclass ``kind``."""
+    names = {f.name for f in fields(kind)}
+    return {key: value for key, value in raw.items() if key in names}

@@ -92,6 +92,26 @@ def test_incompatible_manifest_version(random_pipeline, tmp_path):
         ov_spec.load(tmp_path)
 
 
+def test_manifest_from_a_newer_minor_version_loads(random_pipeline, tmp_path):
+    manifest = json.loads((random_pipeline / MANIFEST_NAME).read_text())
+    manifest["added_later"] = {"x": 1}
+    for entry in manifest["models"]:
+        entry["vocab_size"] = 512
+    for child in random_pipeline.iterdir():
+        if child.name != MANIFEST_NAME:
+            (tmp_path / child.name).symlink_to(child)
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
+    assert ov_spec.load(tmp_path).generate("def f():", max_new_tokens=4).text is not None
+
+
+def test_malformed_manifest(random_pipeline, tmp_path):
+    manifest = json.loads((random_pipeline / MANIFEST_NAME).read_text())
+    del manifest["models"][0]["path"]
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="malformed"):
+        ov_spec.load(tmp_path)
+
+
 def test_missing_model_file(random_pipeline, tmp_path):
     manifest = json.loads((random_pipeline / MANIFEST_NAME).read_text())
     (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
