@@ -5,7 +5,7 @@
 #   QUICK=1 scripts/bench_local.sh    # first look (a few minutes)
 #
 # Pipelines (built once into $OUT/pipelines, reused afterwards; FORCE=1 rebuilds):
-#   default      tiny:default trained pair, int8_asym target + int8_asym draft (export/recipes/local-tiny.toml)
+#   default      tiny:default trained pair, int8_asym target + int4_sym draft (export/recipes/local-tiny.toml)
 #   large-mxfp4  ~100M tiny:large target fp16, its own weights in MXFP4 as self-draft, tiny draft int8
 #                (3-level ML-SpecQD cascade, export/recipes/local-large-cascade.toml)
 #   large-int4   the same with an INT4 (sym, group 64) self-draft

@@ -135,6 +135,24 @@ def test_other_drafting_modes_equal_target_only(pipe, reference, options):
         assert pipe.generate(prompt, max_new_tokens=MAX_NEW, **options).token_ids == want
 
 
+@pytest.mark.parametrize(
+    ("sequence", "k", "expected"),
+    [
+        ([7, 1, 2, 3, 9, 9, 1, 2], 3, [3, 9, 9]),  # longest n-gram (1 2) wins; the copy follows it
+        ([1, 2, 3, 1, 2], 6, [3, 1, 2, 3, 1, 2]),  # the match overlaps the tail: copy on, period 3
+        ([5, 5, 5], 4, [5, 5, 5, 5]),  # period 1
+        ([4, 8, 1, 2, 3, 8], 2, [1, 2]),  # only the unigram (8) has an earlier occurrence
+        ([1, 2, 3], 4, []),  # no earlier occurrence: nothing to propose
+    ],
+)
+def test_prompt_lookup_proposals(sequence, k, expected):
+    from ov_spec.runtime.proposers import NgramProposer
+    from ov_spec.runtime.sampling import SamplingParams
+
+    proposal = NgramProposer().propose(sequence, k, SamplingParams(), np.random.default_rng(0))
+    assert proposal.tokens == expected
+
+
 def test_requests_are_independent_and_two_pipelines_coexist(random_pipeline, pipe, reference):
     other = ov_spec.load(random_pipeline)
     prompts, expected = reference

@@ -81,6 +81,10 @@ class NgramProposer:
     """Prompt lookup decoding: find the latest earlier occurrence of the sequence's last n-gram
     (longest n first) and propose the tokens that followed it. Needs no model.
 
+    When that occurrence overlaps the tail (the text is repeating with a period shorter than
+    ``k``), the copy continues through its own output, as an LZ77 match does: ``a b a b`` proposes
+    ``a b a b ...`` rather than stopping after two tokens.
+
     When sampling, its proposals are deterministic, i.e. ``q`` is one-hot; the lossless rule then
     accepts token x with probability ``p(x)``.
     """
@@ -112,7 +116,11 @@ class NgramProposer:
             hits = np.flatnonzero((windows == tail).all(axis=1))
             if hits.size:
                 start = int(hits[-1]) + n
-                return seq[start : start + k].tolist()
+                out = seq[start : start + k].tolist()
+                period = len(seq) - start  # >= 1: the hit ends before the tail does
+                while len(out) < k:
+                    out.append(out[len(out) - period])
+                return out
         return []
 
 
