@@ -121,6 +121,24 @@ def test_notebook_runs(path, workdir, kernel_manager_factory):
         o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"
     ]
     assert not errors, errors
+    # Export runs with the libraries' chatter silenced; in Jupyter that must include their widgets.
+    widgets = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert not widgets, f"{len(widgets)} progress widget(s) leaked into the notebook"
+
+
+def test_pipeline_folder_names_the_configuration(tmp_path):
+    from ov_spec.notebook import pipeline_folder
+    from ov_spec.tiny import pair_folder
+
+    folder = pipeline_folder(tmp_path, "tiny:default/target", "Qwen/Qwen2.5-0.5B", "int4_sym")
+    key = pair_folder("default").name  # the cache key: a changed tiny recipe gets a new export folder
+    assert folder == tmp_path / f"{key}-target__Qwen-Qwen2.5-0.5B__int4_sym"
 
 
 def test_notebooks_are_stored_without_outputs():

@@ -79,9 +79,54 @@ def quiet_libraries(verbose: bool = False) -> Iterator[None]:
     try:
         for name in loggers:
             logging.getLogger(name).setLevel(logging.ERROR)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(sink),
+            contextlib.redirect_stderr(sink),
+            _no_notebook_widgets(),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
+def _no_notebook_widgets() -> Iterator[None]:
+    """Keep progress bars on the (redirected) text streams inside Jupyter.
+
+    In a notebook, NNCF's rich progress bars and tqdm.auto bars render as widgets through IPython's
+    display machinery, which ``redirect_stdout`` does not catch. Telling rich it is not in Jupyter
+    and turning off the Hugging Face bars sends everything back through the streams we silence.
+    """
+    import sys
+
+    patched = []
+    rich_console = sys.modules.get("rich.console")
+    if rich_console is None:
+        with contextlib.suppress(ImportError):
+            import rich.console as rich_console
+    if rich_console is not None and hasattr(rich_console, "_is_jupyter"):
+        patched.append((rich_console, "_is_jupyter", rich_console._is_jupyter))
+        rich_console._is_jupyter = lambda: False
+        # rich.progress draws on the global console, which may have been made (as a Jupyter one)
+        # before this point: swap in a plain one for the duration.
+        rich = sys.modules["rich"]
+        patched.append((rich, "_console", getattr(rich, "_console", None)))
+        rich._console = rich_console.Console()
+    hf_bars = None
+    with contextlib.suppress(ImportError):
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+
+        hf_bars = not are_progress_bars_disabled()
+        disable_progress_bars()
+    try:
+        yield
+    finally:
+        for module, name, value in patched:
+            setattr(module, name, value)
+        if hf_bars:
+            from huggingface_hub.utils import enable_progress_bars
+
+            enable_progress_bars()
