@@ -314,7 +314,9 @@ def calibration_dataset(text_file: Path, tokenizer: Any, samples: int = 32, toke
     import nncf
     import numpy as np
 
-    ids = tokenizer(Path(text_file).read_text(errors="replace"), add_special_tokens=False)["input_ids"]
+    ids = tokenizer(Path(text_file).read_text(errors="replace"), add_special_tokens=False, verbose=False)[
+        "input_ids"
+    ]
     if len(ids) < 16:
         raise UserError(f"calibration text {text_file} has only {len(ids)} tokens; pass a longer text file")
     n = max(1, min(samples, len(ids) // tokens))

@@ -43,7 +43,8 @@ class PreviewModel:
 
 def token_chunks(text: str, tokenizer: Any, chunks: int, tokens: int, max_context: int) -> list[np.ndarray]:
     """Up to ``chunks`` windows of ``tokens`` token ids, spread evenly over the text."""
-    ids = np.asarray(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=np.int64)
+    # verbose=False: the text is split into chunks below, so its length is no model-limit warning.
+    ids = np.asarray(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=np.int64)
     tokens = min(tokens, max_context)
     if len(ids) < min(tokens, 16):
         raise UserError(f"preview text has only {len(ids)} tokens; pass a longer --preview-text file")
