@@ -171,6 +171,27 @@ def test_recommendation_picks_the_max():
     assert fastest(summaries, lambda c: c.engine == "genai").case is cases[3]
 
 
+def test_mtad_and_confidence_compare_within_one_variant():
+    from ov_spec.bench.compare import _method_findings
+
+    a = _variant("a", TARGET, DRAFT)
+    b = _variant("b", TARGET, DRAFT)  # same chain names, other files (e.g. another self-draft format)
+    chain = {"chain": ("target", "draft1"), "devices": ("CPU", "CPU")}
+    summaries = [
+        _summary(Case(engine="ov_spec", variant="a", k=4, **chain), 100.0),
+        _summary(Case(engine="ov_spec", variant="b", k=4, **chain), 50.0),
+        _summary(Case(engine="ov_spec", variant="b", k=4, mtad=True, **chain), 60.0),
+        _summary(Case(engine="ov_spec", variant="a", k=8, confidence=0.4, **chain), 80.0),
+        _summary(Case(engine="genai", variant="a", confidence=0.4, **chain), 40.0),
+        _summary(Case(engine="genai", variant="b", confidence=0.4, **chain), 160.0),
+    ]
+    found = {f.topic: f for f in _method_findings("a/b @CPU", summaries, {"a": a, "b": b})}
+    mtad = found["a/b @CPU: MTAD vs plain, b target+draft1 k=4"]
+    assert mtad.value == pytest.approx(1.2)  # against b's plain run (50), not a's (100)
+    confidence = found["a/b @CPU: confidence stop, a target+draft1"]
+    assert confidence.value == pytest.approx(2.0)  # against a's genai run (40), not b's (160)
+
+
 def test_ctrl_c_keeps_what_was_measured():
     cases = [
         Case("a", "ov_spec", ("target",), ("CPU",)),

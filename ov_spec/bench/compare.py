@@ -285,8 +285,8 @@ def _method_findings(name: str, members: list[Summary], variants: dict[str, Vari
                 x
                 for x in ov
                 if _plain(x.case)
-                and (x.case.chain, x.case.k, x.case.devices, x.case.rollback)
-                == (c.chain, c.k, c.devices, c.rollback)
+                and (x.case.variant, x.case.chain, x.case.k, x.case.devices, x.case.rollback)
+                == (c.variant, c.chain, c.k, c.devices, c.rollback)
             ),
             None,
         )
@@ -297,7 +297,7 @@ def _method_findings(name: str, members: list[Summary], variants: dict[str, Vari
                 ppl = f"; perplexity under the target {s.perplexity:.2f} vs {plain.perplexity:.2f} (plain = target's greedy text)"
             out.append(
                 Finding(
-                    f"{name}: MTAD vs plain, {'+'.join(c.chain)} k={c.k}",
+                    f"{name}: MTAD vs plain, {c.variant} {'+'.join(c.chain)} k={c.k}",
                     f"{r:.2f}x speed (acceptance {s.acceptance_rate or 0:.0%} vs {plain.acceptance_rate or 0:.0%}){ppl}",
                     r,
                 )
@@ -306,11 +306,16 @@ def _method_findings(name: str, members: list[Summary], variants: dict[str, Vari
         c = s.case
         if not c.confidence:
             continue
-        g = fastest(members, lambda x, c=c: x.engine == "genai" and x.confidence and x.chain == c.chain)
+        g = fastest(
+            members,
+            lambda x, c=c: (
+                x.engine == "genai" and x.confidence and (x.variant, x.chain) == (c.variant, c.chain)
+            ),
+        )
         vs = f"; genai conf={g.case.confidence:g}: {g.tokens_per_s:.1f} tok/s" if g else ""
         out.append(
             Finding(
-                f"{name}: confidence stop, {'+'.join(c.chain)}{' mask' if c.rollback == 'mask' else ''}",
+                f"{name}: confidence stop, {c.variant} {'+'.join(c.chain)}{' mask' if c.rollback == 'mask' else ''}",
                 f"ov_spec {c.mode}: {s.tokens_per_s:.1f} tok/s, mean k {s.mean_draft_length or 0:.1f}{vs}",
                 s.tokens_per_s / g.tokens_per_s if g else None,
             )
