@@ -11,12 +11,14 @@ import argparse
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from ov_spec.cli import run_cli
 from ov_spec.errors import UserError
 
 NUM_PROMPTS = 4  # held-out snippets: acceptance and speed are averaged over them
 PROMPT_CHARS = 240
+_FUNCTION = re.compile(r"^def \w+\(", re.M)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.repeats < 1:
+        raise UserError(f"--repeats must be at least 1, got {args.repeats}")
     import ov_spec
     from ov_spec.export import export_pipeline
     from ov_spec.manifest import MANIFEST_NAME
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             preview_text=pair.heldout,
         )
     print("[3/3] generate: target-only vs speculative, same compiled models", file=sys.stderr)
-    prompts = [args.prompt] if args.prompt else heldout_prompts(pair.heldout)
+    prompts = [args.prompt] if args.prompt is not None else heldout_prompts(pair.heldout)
     pipe = ov_spec.load(out)
     opts = {"max_new_tokens": args.max_new_tokens, "draft_tokens": args.draft_tokens}
     pipe.generate(prompts[0], use_draft=False, **opts)  # warm-up: first inference allocates buffers
@@ -99,14 +103,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def heldout_prompts(heldout: Path, count: int = NUM_PROMPTS) -> list[str]:
-    """The first ``PROMPT_CHARS`` of ``count`` functions spread over the held-out code.
+    """The openings (up to ``PROMPT_CHARS``) of ``count`` functions spread over the held-out code.
 
-    The models never trained on this text, so the acceptance rate is an honest one.
+    The models never trained on this text, so the acceptance rate is an honest one. Each opening
+    stops a line before the function's body does (or at the size limit), so there is code left
+    to write.
     """
     text = heldout.read_text(encoding="utf-8")
     prompts: list[str] = []
     for i in range(count):
-        match = re.compile(r"^def \w+\(", re.M).search(text, i * len(text) // count)
+        match = _FUNCTION.search(text, i * len(text) // count)
         if match is None:
             break
         lines = text[match.start() :].split("\n")
@@ -115,19 +121,22 @@ def heldout_prompts(heldout: Path, count: int = NUM_PROMPTS) -> list[str]:
             if (line and not line.startswith(" ")) or sum(map(len, body)) + len(line) > PROMPT_CHARS:
                 break
             body.append(line)
-        while len(body) > 1 and not body[-1].strip():
-            body.pop()
+        body = _without_trailing_blanks(body)
         if len(body) > 2:
-            body.pop()  # stop a line early, so the models write code rather than end the function
-        while len(body) > 1 and not body[-1].strip():
-            body.pop()
+            body = _without_trailing_blanks(body[:-1])
         prompts.append("\n".join(body) + "\n")
     if not prompts:
         raise UserError(f"{heldout} has no function to prompt with; pass --prompt TEXT")
     return prompts
 
 
-def _timed(pipe, prompts: list[str], repeats: int, **opts):
+def _without_trailing_blanks(lines: list[str]) -> list[str]:
+    while len(lines) > 1 and not lines[-1].strip():
+        lines = lines[:-1]
+    return lines
+
+
+def _timed(pipe: Any, prompts: list[str], repeats: int, **opts: Any) -> tuple[float, list[Any]]:
     """Median tokens/s over ``repeats`` passes over the prompts, and the last pass's results."""
     import statistics
     import time
