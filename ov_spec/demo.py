@@ -106,8 +106,8 @@ def heldout_prompts(heldout: Path, count: int = NUM_PROMPTS) -> list[str]:
     """The openings (up to ``PROMPT_CHARS``) of ``count`` functions spread over the held-out code.
 
     The models never trained on this text, so the acceptance rate is an honest one. Each opening
-    stops a line before the function's body does (or at the size limit), so there is code left
-    to write.
+    stops a line before the function's body does (or at the size limit), after that line's
+    indentation, so there is code left to write.
     """
     text = heldout.read_text(encoding="utf-8")
     prompts: list[str] = []
@@ -122,9 +122,14 @@ def heldout_prompts(heldout: Path, count: int = NUM_PROMPTS) -> list[str]:
                 break
             body.append(line)
         body = _without_trailing_blanks(body)
+        indent = ""
         if len(body) > 2:
+            # Keep the dropped line's indentation: after a bare newline these small models
+            # predict more newlines; after indentation they have to write code.
+            dropped = body[-1]
+            indent = dropped[: len(dropped) - len(dropped.lstrip(" "))]
             body = _without_trailing_blanks(body[:-1])
-        prompts.append("\n".join(body) + "\n")
+        prompts.append("\n".join(body) + "\n" + indent)
     if not prompts:
         raise UserError(f"{heldout} has no function to prompt with; pass --prompt TEXT")
     return prompts

@@ -28,8 +28,9 @@ def test_heldout_prompts_stop_inside_a_function(tmp_path):
         "class K:\n    pass\n\ndef second():\n    return 2\n"
     )
     prompts = demo.heldout_prompts(heldout, count=2)
-    # The body is cut one line early, so there is code left to write; a one-line body stays whole.
-    assert prompts == ["def first(a):\n    b = a + 1\n    c = b * 2\n", "def second():\n    return 2\n"]
+    # Cut one line early, after its indentation, so there is code left to write; a one-line body
+    # stays whole.
+    assert prompts == ["def first(a):\n    b = a + 1\n    c = b * 2\n    ", "def second():\n    return 2\n"]
 
 
 def test_heldout_without_functions_is_a_user_error(tmp_path):
