@@ -477,6 +477,37 @@ def test_disk_full_is_one_line(monkeypatch, capsys, tmp_path, random_pair):
     assert_nothing_left(output)
 
 
+def test_first_ctrl_c_stops_at_the_next_stage_second_at_once(monkeypatch):
+    import threading
+
+    from ov_spec.export import report
+
+    handlers = {}
+    monkeypatch.setattr(report.signal, "signal", lambda sig, handler: handlers.__setitem__(sig, handler))
+    monkeypatch.setattr(report, "INTERRUPTED", threading.Event())
+    report.install_interrupt_handler(quiet=True)
+    handler = handlers[signal.SIGINT]
+    handler(signal.SIGINT, None)  # no exception here: it could land inside native code
+    with pytest.raises(KeyboardInterrupt), report.Progress(quiet=True).stage("next step"):
+        pass
+    with pytest.raises(KeyboardInterrupt):
+        handler(signal.SIGINT, None)
+
+
+def test_temp_folders_of_dead_exports_are_removed(tmp_path):
+    dead = tmp_path / f".pipe{TMP_MARK}999999999-abc"  # beyond any PID: that export is gone
+    live = tmp_path / f".pipe{TMP_MARK}{os.getpid()}-xyz"
+    other = tmp_path / f".other{TMP_MARK}999999999-abc"  # another output's: not ours to judge
+    for folder in (dead, live, other):
+        folder.mkdir()
+    staging = Staging(tmp_path / "pipe")
+    try:
+        assert not dead.exists() and live.exists() and other.exists()
+        assert staging.path.name.startswith(f".pipe{TMP_MARK}{os.getpid()}-")
+    finally:
+        staging.discard()
+
+
 def test_ctrl_c_leaves_nothing(tmp_path, random_pair):
     output = tmp_path / "out"
     proc = subprocess.Popen(

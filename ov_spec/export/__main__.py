@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     from ov_spec.export.report import install_interrupt_handler
 
     if argv is None:  # the real command line (not a test calling main() in-process)
-        install_interrupt_handler()
+        install_interrupt_handler(quiet=args.quiet)
 
     settings = {
         "group_size": args.group_size,

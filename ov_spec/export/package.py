@@ -64,7 +64,10 @@ class Staging:
         parent = output.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            self.path = Path(tempfile.mkdtemp(prefix=f".{output.name}{TMP_MARK}", dir=parent))
+            _remove_stale(parent, f".{output.name}{TMP_MARK}")
+            # The PID in the name tells a later export whether this one is still running.
+            prefix = f".{output.name}{TMP_MARK}{os.getpid()}-"
+            self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
             # mkdtemp makes a private (0700) folder; the pipeline should get the usual permissions.
             umask = os.umask(0)
             os.umask(umask)
@@ -79,7 +82,7 @@ class Staging:
         old = None
         if self.output.is_dir():
             if any(self.output.iterdir()):
-                old = self.output.with_name(f".{self.output.name}{TMP_MARK}old-{os.getpid()}")
+                old = self.output.with_name(f".{self.output.name}{TMP_MARK}{os.getpid()}-old")
                 self.output.rename(old)
             else:
                 self.output.rmdir()
@@ -89,6 +92,27 @@ class Staging:
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _remove_stale(parent: Path, prefix: str) -> None:
+    """Delete temp folders left by exports that died without cleaning up (killed, out of memory).
+
+    Their names carry the exporting process's PID; folders of live processes are left alone.
+    """
+    for path in parent.glob(f"{prefix}*"):
+        pid = path.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def write_model_folder(

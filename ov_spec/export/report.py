@@ -11,17 +11,30 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TextIO
 
-# Set when Ctrl-C was pressed. Some libraries swallow KeyboardInterrupt (bare ``except:`` around
-# optional imports); the flag makes the next stage boundary stop the export anyway.
+# Set when Ctrl-C was pressed; every stage boundary checks it (see Progress.stage).
 INTERRUPTED = threading.Event()
 
 
-def install_interrupt_handler() -> None:
-    """Ctrl-C raises KeyboardInterrupt as usual and also sets :data:`INTERRUPTED`."""
+def install_interrupt_handler(quiet: bool = False) -> None:
+    """First Ctrl-C: stop at the end of the current step; a second one: stop at once.
+
+    Raising KeyboardInterrupt from the handler at an arbitrary point is not safe here: when the
+    signal lands while OpenVINO's converter is calling back into Python, the exception crosses
+    native code and the process aborts (``terminate called after throwing ...``), leaving its
+    temp folder behind. So the first Ctrl-C only sets :data:`INTERRUPTED`; the export stops at the
+    next stage boundary and cleans up. Impatient users can press Ctrl-C again.
+    """
 
     def handler(signum: int, frame: object) -> None:
+        if INTERRUPTED.is_set():
+            raise KeyboardInterrupt
         INTERRUPTED.set()
-        raise KeyboardInterrupt
+        if not quiet:
+            print(
+                "\n[export] interrupting after the current step (Ctrl-C again to stop at once)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     signal.signal(signal.SIGINT, handler)
 
