@@ -506,6 +506,10 @@ def test_temp_folders_of_dead_exports_are_removed(tmp_path):
         assert staging.path.name.startswith(f".pipe{TMP_MARK}{os.getpid()}-")
     finally:
         staging.discard()
+    odd = tmp_path / f".p[1]*{TMP_MARK}999999999-abc"  # glob characters in the output's name
+    odd.mkdir()
+    Staging(tmp_path / "p[1]*").discard()
+    assert not odd.exists()
 
 
 def test_ctrl_c_leaves_nothing(tmp_path, random_pair):

@@ -99,7 +99,9 @@ def _remove_stale(parent: Path, prefix: str) -> None:
 
     Their names carry the exporting process's PID; folders of live processes are left alone.
     """
-    for path in parent.glob(f"{prefix}*"):
+    for path in parent.iterdir():  # not glob(): output names may contain [ ] * ?
+        if not path.name.startswith(prefix):
+            continue
         pid = path.name[len(prefix) :].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
