@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-TINY_SCHEME = "tiny:"
+from ov_spec.export.sources import TINY_SCHEME  # light: no torch until a model is converted
 
 
 def show_table(
