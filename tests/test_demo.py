@@ -43,3 +43,8 @@ def test_heldout_without_functions_is_a_user_error(tmp_path):
 def test_long_blank_runs_are_folded():
     assert demo.shown("a\n\n\n\n\n\nb") == "a\n\n[... 4 more newlines]\nb"
     assert demo.shown("a\n\nb") == "a\n\nb"
+
+
+def test_bad_repeats_is_a_user_error_before_any_work():
+    with pytest.raises(UserError, match="--repeats must be at least 1"):
+        demo.main(["--repeats", "0"])
