@@ -1,4 +1,4 @@
-"""Where a model comes from: a local checkpoint folder, a Hugging Face hub id, or ``tiny:PRESET/ROLE``.
+"""Where a model comes from: a local checkpoint folder, a Hugging Face hub id, a GGUF file, or ``tiny:PRESET/ROLE``.
 
 Everything is resolved to a local folder before any conversion starts, so a bad source fails in
 seconds with a message that says what to do, not after minutes of converting the other models.
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ov_spec.errors import UserError
+from ov_spec.export.gguf import is_gguf
 
 TINY_SCHEME = "tiny:"
 TINY_ROLES = ("target", "draft")
@@ -31,8 +32,9 @@ class ResolvedSource:
 
     spec: str  # as written: "Qwen/Qwen2.5-0.5B-Instruct", "./ckpt", "tiny:default/draft"
     path: Path  # local Hugging Face checkpoint folder (config.json, tokenizer, weights)
-    kind: str  # "local" | "hub" | "tiny"
+    kind: str  # "local" | "hub" | "tiny" | "gguf"
     heldout: Path | None = None  # tiny pairs come with a held-out text file (default preview text)
+    gguf: dict[str, Any] | None = None  # GGUF sources: file, quantization, sha256, tokenizer repairs
 
 
 def resolve_source(spec: str, who: str, log: Callable[[str], None] | None = None) -> ResolvedSource:
@@ -46,11 +48,23 @@ def resolve_source(spec: str, who: str, log: Callable[[str], None] | None = None
     if spec.startswith(TINY_SCHEME):
         return _resolve_tiny(spec, who, log)
     path = Path(spec).expanduser()
+    if is_gguf(spec):
+        return _resolve_gguf(spec, path, who, log)
     if path.exists():
         return ResolvedSource(spec, _check_checkpoint(path, who), "local")
     if _looks_like_hub_id(spec):
         return ResolvedSource(spec, _hub_snapshot(spec, who, log), "hub")
-    raise UserError(f"{who}: source {spec} does not exist; pass a Hugging Face checkpoint folder or a hub id")
+    raise UserError(
+        f"{who}: source {spec} does not exist; pass a Hugging Face checkpoint folder, a .gguf file or a hub id"
+    )
+
+
+def _resolve_gguf(spec: str, path: Path, who: str, log: Callable[[str], None] | None) -> ResolvedSource:
+    """A GGUF file: converted once to a checkpoint folder in the model cache (see ov_spec.export.gguf)."""
+    from ov_spec.export.gguf import gguf_checkpoint
+
+    folder, report = gguf_checkpoint(path, who, log=log)
+    return ResolvedSource(spec, _check_checkpoint(folder, who), "gguf", gguf=report)
 
 
 def _looks_like_hub_id(spec: str) -> bool:
@@ -88,7 +102,7 @@ def _hub_snapshot(repo_id: str, who: str, log: Callable[[str], None] | None) -> 
     """The local snapshot of a hub model: from the HF cache if present, else downloaded."""
     fix = (
         f"{who}: {repo_id} is not a local folder and the Hugging Face hub is unreachable; "
-        f"download it first with `huggingface-cli download {repo_id} --local-dir DIR` and pass DIR"
+        f"download it first with `hf download {repo_id} --local-dir DIR` and pass DIR"
     )
     try:
         from huggingface_hub import snapshot_download
