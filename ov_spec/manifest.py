@@ -39,6 +39,9 @@ class ModelEntry:
     num_parameters: int = 0
     max_context: int = 0
     architecture: str = ""
+    # Where the weights came from when the source was a GGUF file (ov_spec.export.gguf):
+    # {"file": path, "quantization": "Q4_1", "sha256": ...}; empty for checkpoint sources.
+    gguf: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -391,14 +391,15 @@ T, D = "tiny:random/target", "tiny:random/draft"
 # Fail before transformers is imported: checked through the real command line (a fresh process).
 CLI_CASES = {
     "missing source": (["--target", "/nonexistent/model", "--draft", D], ["does not exist"]),
-    "hub id offline": (["--target", "some-org/some-model", "--draft", D], ["huggingface-cli download some-org/some-model"]),
+    # huggingface-cli no longer downloads (issue 14): the fix must name the command that does.
+    "hub id offline": (["--target", "some-org/some-model", "--draft", D], ["`hf download some-org/some-model --local-dir DIR`"]),
     "unreadable config": (["--target", T, "--draft", "{corrupt}"], ["draft1", "cannot read", "config.json"]),
     "unknown tiny preset": (["--target", "tiny:nope/target", "--draft", D], ["unknown preset 'nope'"]),
     "bad tiny role": (["--target", "tiny:random/model", "--draft", D], ["ROLE target or draft"]),
     "unknown format": (["--target", T, "--draft", D, "--target-format", "int5"], ["unknown weight format 'int5'"]),
     "flag no model accepts": (["--target", T, "--draft", D, "--target-format", "int8_sym", "--draft-format", "fp16", "--awq"], ["--awq does not apply"]),
     "awq without text": (["--target", T, "--draft", D, "--draft-format", "int4_sym", "--group-size", "8", "--awq"], ["--calibration-text"]),
-    "no draft": (["--target", T], ["no draft model"]),
+    "no target": (["--draft", D], ["no target model", "--target SRC"]),
     "missing recipe": (["--recipe", "/nonexistent/recipe.toml"], ["recipe", "does not exist"]),
     "missing preview text": (["--target", T, "--draft", D, "--preview-text", "/nonexistent.txt"], ["preview text", "does not exist"]),
     "missing calibration text": (
@@ -546,3 +547,49 @@ def test_ctrl_c_leaves_nothing(tmp_path, random_pair):
     assert proc.returncode == 2, stderr
     assert_one_line_error(stderr, "interrupted", "run the same command again")
     assert_nothing_left(output)
+
+
+# --- a pipeline without a draft model (issue 11, item 6) ------------------------------------------
+@pytest.fixture(scope="module")
+def target_only_pipeline(random_pair):
+    """tiny:random/target alone, fp32, through the real command line (seconds)."""
+    from conftest import exported_pipeline
+
+    return exported_pipeline(
+        "random-target-only", random_pair.root, target=T, drafts=None, formats={"target": "fp32"}
+    )
+
+
+def test_target_only_export(target_only_pipeline):
+    manifest = Manifest.read(target_only_pipeline)
+    assert manifest.names() == ["target"]
+    assert manifest.target.weight_format == "fp32"
+    assert manifest.recipe["draft"] == [] and "self_draft" not in manifest.recipe
+    assert sorted(p.name for p in target_only_pipeline.iterdir() if p.is_dir()) == ["target", "tokenizer"]
+    # The recipe it records re-makes a target-only pipeline.
+    recipe = Recipe.load(target_only_pipeline / "recipe.toml")
+    assert [s.name for s in recipe.validate()] == ["target"]
+
+
+def test_target_only_cli(tmp_path):
+    output = tmp_path / "solo"
+    proc = run_export_cli("--target", T, "--target-format", "fp16", "--no-preview", "--output", str(output))
+    assert proc.returncode == 0, proc.stderr
+    assert Manifest.read(output).names() == ["target"]
+
+
+def test_target_only_generates(target_only_pipeline, random_pipeline):
+    """Target-only decoding and prompt lookup run; both equal the target's greedy output elsewhere."""
+    import ov_spec
+
+    solo = ov_spec.load(target_only_pipeline, property_overrides=["target.INFERENCE_PRECISION_HINT=f32"])
+    pair = ov_spec.load(random_pipeline, property_overrides=["target.INFERENCE_PRECISION_HINT=f32"])
+    prompt = "def main():\n    x = 1\n    x = 1\n    x = 1\n"
+    reference = pair.generate(prompt, max_new_tokens=24, use_draft=False).token_ids
+    default = solo.generate(prompt, max_new_tokens=24)  # nothing to draft with: target-only
+    assert default.token_ids == reference
+    assert default.metrics.acceptance_rate == 0 and default.metrics.levels[0].drafted == 0
+    lookup = solo.generate(prompt, max_new_tokens=24, ngram=True)
+    assert lookup.token_ids == reference
+    assert lookup.metrics.levels[0].drafted > 0, "prompt lookup proposed nothing on repeating text"
+    assert solo.generate(prompt, max_new_tokens=8, use_draft=False).token_ids == reference[:8]

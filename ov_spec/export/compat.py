@@ -125,24 +125,31 @@ def check_compatible(models: list[ModelInfo]) -> None:
         if a.fingerprint == b.fingerprint:
             continue
         raise IncompatibleModelsError(
-            f"{other.who} {_describe_difference(a, b)}; speculative decoding needs a shared tokenizer"
+            f"{other.who}{_gguf_name(other)} {_describe_difference(a, b, 'target' + _gguf_name(target))}; "
+            "speculative decoding needs a shared tokenizer: use a draft of the target's model family"
         )
 
 
-def _describe_difference(target: TokenizerInfo, other: TokenizerInfo) -> str:
+def _gguf_name(info: ModelInfo) -> str:
+    """`` (NAME.gguf)`` for a GGUF source, so a mismatch names the files (their folders are cache ids)."""
+    gguf = info.source.gguf if info.source.kind == "gguf" else None
+    return f" ({Path(gguf['file']).name})" if gguf else ""
+
+
+def _describe_difference(target: TokenizerInfo, other: TokenizerInfo, name: str = "target") -> str:
     """One clause: what differs first (vocabulary, then special tokens, then added tokens)."""
     if target.vocab != other.vocab:
         differing = sorted(set(target.vocab.items()) ^ set(other.vocab.items()), key=lambda kv: kv[1])
         tokens = sorted({tok for tok, _ in differing})
         example = tokens[0] if tokens else "?"
         return (
-            f"vocabulary differs from target: {len(other.vocab)} vs {len(target.vocab)} tokens, "
+            f"vocabulary differs from {name}: {len(other.vocab)} vs {len(target.vocab)} tokens, "
             f"{len(tokens)} tokens differ (e.g. {example!r})"
         )
     for key in sorted(set(target.special) | set(other.special)):
         if target.special.get(key) != other.special.get(key):
-            return f"special token {key} differs from target: {other.special.get(key)!r} vs {target.special.get(key)!r}"
-    return "added tokens differ from target"
+            return f"special token {key} differs from {name}: {other.special.get(key)!r} vs {target.special.get(key)!r}"
+    return f"added tokens differ from {name}"
 
 
 def _tokenizer_info(tokenizer: Any, config: Any, generation: dict[str, Any]) -> TokenizerInfo:

@@ -265,7 +265,7 @@ def _quantization(reader: Any, tensor_types: dict[str, int]) -> str:
         try:
             from gguf import LlamaFileType
 
-            return LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_")
+            return LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_").removeprefix("ALL_")
         except (ImportError, ValueError):
             pass
     return max(tensor_types, key=tensor_types.__getitem__) if tensor_types else "?"

@@ -270,13 +270,14 @@ def _write_model(
         role=spec.role,
         level=spec.level,
         path=spec.name,
-        source=str(base.source.path) if base.source.kind == "local" else spec.source,
+        source=_source_label(base.source, spec.source),
         weight_format=comp.format,
         compression={**comp.to_dict(), "converted_from": base.dtype},
         size_bytes=size,
         num_parameters=base.num_parameters,
         max_context=info.max_context,
         architecture=info.architecture,
+        gguf=_gguf_provenance(base.source),
     )
     row = SummaryRow(spec.name, spec.role, spec.level, comp.format, size, base.num_parameters, seconds)
     return entry, row
@@ -397,7 +398,7 @@ def _record_local_paths(plan: Recipe, sources: dict[str, ResolvedSource]) -> Non
 
     def absolute(spec: str | None) -> str | None:
         src = sources.get(spec) if spec else None
-        return str(src.path) if src is not None and src.kind == "local" else spec
+        return _source_label(src, spec) if src is not None and spec else spec
 
     plan.target = absolute(plan.target)
     plan.drafts = [absolute(d) or d for d in plan.drafts]
@@ -405,6 +406,22 @@ def _record_local_paths(plan: Recipe, sources: dict[str, ResolvedSource]) -> Non
         plan.calibration_text = str(Path(plan.calibration_text).expanduser().absolute())
     if plan.preview.text:
         plan.preview.text = str(Path(plan.preview.text).expanduser().absolute())
+
+
+def _source_label(source: ResolvedSource, spec: str) -> str:
+    """How a source is recorded: local folders and GGUF files as absolute paths, others as written."""
+    if source.kind == "local":
+        return str(source.path)
+    if source.kind == "gguf" and source.gguf:
+        return str(source.gguf["file"])
+    return spec
+
+
+def _gguf_provenance(source: ResolvedSource) -> dict[str, Any]:
+    """File, quantization type and sha256 of a GGUF source (the manifest's record of it)."""
+    if source.kind != "gguf" or not source.gguf:
+        return {}
+    return {key: source.gguf[key] for key in ("file", "quantization", "sha256")}
 
 
 def _renamed(info: ModelInfo, who: str) -> ModelInfo:

@@ -91,11 +91,13 @@ class Recipe:
 
     # -- the models ------------------------------------------------------------------------
     def models(self) -> list[ModelSpec]:
-        """Target, optional self-draft, then drafts, with names and levels."""
+        """Target, optional self-draft, then drafts, with names and levels.
+
+        A target alone is a valid pipeline: target-only decoding, prompt lookup (``ngram=True``)
+        and serving need no draft model.
+        """
         if not self.target:
             raise UserError("no target model; pass --target SRC (or a --recipe with a [target] source)")
-        if not self.drafts and self.self_draft is None:
-            raise UserError("no draft model; pass --draft SRC and/or --self-draft FORMAT")
         assert len(self.draft_compression) == len(self.drafts)
         specs = [ModelSpec("target", "target", 0, self.target, self.target_compression)]
         if self.self_draft is not None:
