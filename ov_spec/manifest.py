@@ -42,6 +42,10 @@ class ModelEntry:
     # Where the weights came from when the source was a GGUF file (ov_spec.export.gguf):
     # {"file": path, "quantization": "Q4_1", "sha256": ...}; empty for checkpoint sources.
     gguf: dict[str, Any] = field(default_factory=dict)
+    # FR-Spec pruned vocabulary (ov_spec.export.prune); empty = the head scores the whole vocabulary.
+    # {"token_ids": "kept_tokens.npy" (in the model's folder), "kept": N, "vocab_size": V, "counted_on": ...}:
+    # logits column i scores token token_ids[i]; the runtime spreads rows back over V columns.
+    pruned_head: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"draft weight format, once for all drafts or once per --draft (default {DEFAULT_FORMATS['draft']})",
     )
     fmt.add_argument(
+        "--draft-vocab",
+        metavar="N",
+        type=int,
+        action="append",
+        help="prune the draft's LM head to its N most frequent tokens (FR-Spec; counted on the calibration "
+        "text, else the preview text); once for all drafts or once per --draft; 0 = full head (default)",
+    )
+    fmt.add_argument(
         "--group-size",
         type=int,
         metavar="N",
@@ -172,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             preview_text=args.preview_text,
             preview_chunks=args.preview_chunks,
             preview_tokens=args.preview_tokens,
+            draft_vocab=args.draft_vocab,
             quiet=args.quiet,
             verbose=args.verbose,
         )

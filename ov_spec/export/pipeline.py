@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ov_spec.errors import UserError
 from ov_spec.export import package
 from ov_spec.export.compat import (
@@ -33,6 +35,7 @@ from ov_spec.export.compress import (
 )
 from ov_spec.export.convert import MODEL_XML, convert_checkpoint, quiet_libraries
 from ov_spec.export.preview import PreviewModel, run_preview, token_chunks
+from ov_spec.export.prune import KEPT_TOKENS_FILE, KeptTokens, choose_kept_tokens, prune_lm_head
 from ov_spec.export.recipe import ModelSpec, Recipe
 from ov_spec.export.report import Progress, SummaryRow, check_interrupted, summary_table
 from ov_spec.export.sources import ResolvedSource, resolve_source
@@ -78,6 +81,7 @@ def export_pipeline(
     preview_text: str | Path | None = None,
     preview_chunks: int | None = None,
     preview_tokens: int | None = None,
+    draft_vocab: int | list[int | None] | None = None,
     quiet: bool = False,
     verbose: bool = False,
 ) -> Manifest:
@@ -101,6 +105,8 @@ def export_pipeline(
         convert_dtype: ``auto`` (default), ``fp32`` or ``fp16``: precision of the uncompressed conversion.
         preview: run the acceptance preview (default True).
         preview_text, preview_chunks, preview_tokens: preview text file and its chunking.
+        draft_vocab: prune each draft's LM head to its N most frequent tokens (FR-Spec), one N for all
+            drafts or one per draft; 0 / None keeps the full head (see :mod:`ov_spec.export.prune`).
         quiet: no progress lines. verbose: let optimum/NNCF print their own logs.
     """
     progress = Progress(quiet=quiet)
@@ -119,6 +125,7 @@ def export_pipeline(
             "chunks": preview_chunks,
             "tokens": preview_tokens,
         },
+        draft_vocab=draft_vocab,
     )
     specs = plan.validate()
     if output is None:
@@ -155,6 +162,7 @@ class _Checked:
     calibration: Path | None
     preview_text: str
     preview_label: str
+    kept: dict[str, KeptTokens]  # per pruned draft (by model name): the LM-head rows it keeps
 
 
 def _check_inputs(plan: Recipe, specs: list[ModelSpec], progress: Progress, verbose: bool) -> _Checked:
@@ -179,7 +187,7 @@ def _check_inputs(plan: Recipe, specs: list[ModelSpec], progress: Progress, verb
         spec.compression.check_widths(infos[spec.source].widths, spec.name)
     _record_local_paths(plan, sources)
     text, label = _preview_text(plan, sources[specs[0].source]) if plan.preview.enabled else ("", "")
-    return _Checked(sources, infos, calib, text, label)
+    return _Checked(sources, infos, calib, text, label, _kept_tokens(plan, specs, sources, infos))
 
 
 def _export_into(
@@ -241,27 +249,34 @@ def _write_model(
     import openvino as ov
 
     comp, dest, info = spec.compression, root / spec.name, checked.infos[spec.source]
-    with progress.stage(f"writing {spec.name} as {_describe(comp)}") as timing:
-        if comp.is_float and comp.format == base.dtype:
+    kept = checked.kept.get(spec.name)
+    head = f", LM head of {kept.ids.size} tokens" if kept is not None else ""
+    with progress.stage(f"writing {spec.name} as {_describe(comp)}{head}") as timing:
+        if comp.is_float and comp.format == base.dtype and kept is None:
             package.write_model_folder(base.folder, dest, None)
-        elif comp.is_float:  # fp16 weights from an fp32 conversion
+        elif comp.is_float:  # fp16 weights from an fp32 conversion, or a pruned head
             model = ov.Core().read_model(base.folder / MODEL_XML)
-            package.write_model_folder(base.folder, dest, model, compress_to_fp16=True)
+            if kept is not None:
+                prune_lm_head(model, kept.ids)
+            package.write_model_folder(base.folder, dest, model, compress_to_fp16=comp.format == "fp16")
         else:
             dataset = None
             if comp.needs_calibration:
                 assert checked.calibration is not None
                 dataset = calibration_dataset(checked.calibration, info.hf_tokenizer)
+            model = ov.Core().read_model(base.folder / MODEL_XML)
+            if kept is not None:  # before NNCF: it then compresses the smaller head
+                prune_lm_head(model, kept.ids)
             with quiet_libraries(verbose):
-                model = compress_model(
-                    ov.Core().read_model(base.folder / MODEL_XML), comp, dataset, spec.name
-                )
+                model = compress_model(model, comp, dataset, spec.name)
             missing = set(comp.info.element_types) - set(weight_types(model))
             if missing:  # e.g. every layer fell back to the backup precision (group size, ratio)
                 progress.log(
                     f"warning: {spec.name} has no {'/'.join(sorted(missing))} weights; check widths and --ratio"
                 )
             package.write_model_folder(base.folder, dest, model)
+        if kept is not None:
+            np.save(dest / KEPT_TOKENS_FILE, kept.ids)
     seconds = timing["seconds"] + (0.0 if base.charged else base.seconds)
     base.charged = True
     size = (dest / package.MODEL_BIN).stat().st_size
@@ -278,8 +293,10 @@ def _write_model(
         max_context=info.max_context,
         architecture=info.architecture,
         gguf=_gguf_provenance(base.source),
+        pruned_head=kept.manifest_entry(KEPT_TOKENS_FILE) if kept is not None else {},
     )
-    row = SummaryRow(spec.name, spec.role, spec.level, comp.format, size, base.num_parameters, seconds)
+    shown = comp.format if kept is None else f"{comp.format}, head {kept.ids.size}"
+    row = SummaryRow(spec.name, spec.role, spec.level, shown, size, base.num_parameters, seconds)
     return entry, row
 
 
@@ -298,8 +315,10 @@ def _run_preview(
         checked.preview_text, tokenizer, plan.preview.chunks, plan.preview.tokens, max_context
     )
     same_as_base = {
-        spec.name: spec.compression.is_float and spec.compression.format == bases[spec.source].dtype
-        for spec in specs
+        spec.name: spec.compression.is_float
+        and spec.compression.format == bases[spec.source].dtype
+        and not entry.pruned_head
+        for spec, entry in zip(specs, entries, strict=True)
     }
     # The uncompressed reference of each source: a model exported unchanged if there is one (its results
     # are computed anyway), else the base conversion.
@@ -313,6 +332,7 @@ def _run_preview(
             level=spec.level,
             xml=root / entry.path / MODEL_XML,
             uncompressed_xml=None if same_as_base[spec.name] else reference[spec.source],
+            token_map=checked.kept[spec.name].ids if spec.name in checked.kept else None,
         )
         for spec, entry in zip(specs, entries, strict=True)
     ]
@@ -366,6 +386,39 @@ def _base_dtype(convert_dtype: str, info: ModelInfo, specs: list[ModelSpec]) -> 
     if any(s.compression.format == "fp32" for s in specs) or info.torch_dtype == "float32":
         return "fp32"
     return "fp16"
+
+
+def _kept_tokens(
+    plan: Recipe, specs: list[ModelSpec], sources: dict[str, ResolvedSource], infos: dict[str, ModelInfo]
+) -> dict[str, KeptTokens]:
+    """Choose each pruned draft's LM-head rows: its most frequent tokens on local text.
+
+    Counted on the calibration text if there is one, else on the preview text (for a tiny pair its
+    held-out text). EOS and the other special tokens are always kept.
+    """
+    kept: dict[str, KeptTokens] = {}
+    pruned = [s for s in specs if s.draft_vocab]
+    if not pruned:
+        return kept
+    if plan.calibration_text:
+        path = Path(plan.calibration_text).expanduser()
+        text, label = read_text(path, "calibration text"), f"calibration text {path}"
+    else:
+        text, label = _preview_text(plan, sources[specs[0].source])
+    for spec in pruned:
+        info = infos[spec.source]
+        assert spec.draft_vocab is not None and info.tokenizer is not None
+        if spec.draft_vocab > info.vocab_size:
+            raise UserError(
+                f"{spec.name}: --draft-vocab {spec.draft_vocab} exceeds its vocabulary of {info.vocab_size}; "
+                "pass a smaller number (or 0 for the full head)"
+            )
+        tok = info.tokenizer
+        special = [*tok.eos_token_ids, *(i for i, _, is_special in tok.added if is_special)]
+        kept[spec.name] = choose_kept_tokens(
+            text, label, info.hf_tokenizer, info.vocab_size, spec.draft_vocab, special
+        )
+    return kept
 
 
 def _preview_text(plan: Recipe, target: ResolvedSource) -> tuple[str, str]:

@@ -39,6 +39,7 @@ class PreviewModel:
     level: int
     xml: Path  # the exported (possibly compressed) IR
     uncompressed_xml: Path | None  # its source IR before compression; None if it is uncompressed
+    token_map: np.ndarray | None = None  # a pruned head (ov_spec.export.prune): column -> token id
 
 
 def token_chunks(text: str, tokenizer: Any, chunks: int, tokens: int, max_context: int) -> list[np.ndarray]:
@@ -113,21 +114,26 @@ def run_preview(
             cache[xml], precision = greedy_tokens(xml, chunks, core, config)
         return cache[xml]
 
+    def tokens_of(m: PreviewModel) -> np.ndarray:
+        # A pruned head's argmax is a column of its kept tokens: map it back to token ids.
+        found = argmax(m.xml)
+        return found if m.token_map is None else m.token_map[found]
+
     # Position t predicts token t+1 of the text; the last position has no reference.
     text_next = np.stack([c[1:] for c in chunks])
     by_level = sorted(models, key=lambda m: m.level)
     results: dict[str, Any] = {}
     for m in by_level:
         t0 = time.perf_counter()
-        mine = argmax(m.xml)
+        mine = tokens_of(m)
         entry: dict[str, Any] = {"text_top1": _rate(mine[:, :-1] == text_next)}
         if m.uncompressed_xml is not None:
             entry["vs_uncompressed"] = _rate(mine == argmax(m.uncompressed_xml))
         if m.level > 0:
-            above = argmax(by_level[m.level - 1].xml)
+            above = tokens_of(by_level[m.level - 1])
             agree = mine == above
             entry["vs_level_above"] = _rate(agree)
-            entry["vs_target"] = _rate(mine == argmax(by_level[0].xml))
+            entry["vs_target"] = _rate(mine == tokens_of(by_level[0]))
             for k in TAU_K:
                 entry[f"tau_k{k}"] = round(tau(agree, k), 3)
         results[m.name] = entry

@@ -18,6 +18,7 @@ override its values. The exporter writes the resolved recipe into the pipeline f
     source = "Qwen/Qwen2.5-0.5B-Instruct"
     format = "int4_sym"
     group_size = 64
+    draft_vocab = 8192                  # optional: FR-Spec pruned LM head of the 8192 most frequent tokens
 
     [preview]
     text = "sample.txt"                 # default: the tiny pair's held-out text, else a shipped sample
@@ -45,6 +46,7 @@ from ov_spec.export.compress import CompressionConfig
 DEFAULT_FORMATS = {"target": "int8_asym", "draft": "int4_sym", "self_draft": "mxfp4"}
 CONVERT_DTYPES = ("auto", "fp32", "fp16")
 _MODEL_KEYS = {"source"} | {f.name for f in dataclasses.fields(CompressionConfig)}
+_DRAFT_KEYS = _MODEL_KEYS | {"draft_vocab"}  # draft_vocab: ov_spec.export.prune
 _TOP_KEYS = {"convert_dtype", "calibration_text", "target", "self_draft", "draft", "preview"}
 _PREVIEW_KEYS = {"enabled", "text", "chunks", "tokens"}
 
@@ -58,6 +60,7 @@ class ModelSpec:
     level: int  # 0 = target; level i+1 drafts for level i
     source: str  # as the user wrote it
     compression: CompressionConfig
+    draft_vocab: int | None = None  # keep the LM-head rows of this many frequent tokens (FR-Spec); None = all
 
 
 @dataclass
@@ -84,6 +87,7 @@ class Recipe:
     )
     drafts: list[str] = field(default_factory=list)
     draft_compression: list[CompressionConfig] = field(default_factory=list)  # one per draft
+    draft_vocab: list[int | None] = field(default_factory=list)  # one per draft; None = full LM head
     self_draft: CompressionConfig | None = None  # None = no self-draft
     calibration_text: str | None = None
     convert_dtype: str = "auto"
@@ -103,8 +107,9 @@ class Recipe:
         if self.self_draft is not None:
             specs.append(ModelSpec("self_draft", "self_draft", 1, self.target, self.self_draft))
         first = len(specs)
+        vocab = self.draft_vocab + [None] * (len(self.drafts) - len(self.draft_vocab))
         for i, (src, comp) in enumerate(zip(self.drafts, self.draft_compression, strict=True)):
-            specs.append(ModelSpec(f"draft{i + 1}", "draft", first + i, src, comp))
+            specs.append(ModelSpec(f"draft{i + 1}", "draft", first + i, src, comp, vocab[i]))
         return specs
 
     def validate(self) -> list[ModelSpec]:
@@ -118,6 +123,12 @@ class Recipe:
             spec.compression.validate(spec.name)
             if spec.compression.format == "fp32" and self.convert_dtype == "fp16":
                 raise UserError(f"{spec.name}: fp32 weights need --convert-dtype fp32 or auto, not fp16")
+            if spec.draft_vocab is not None and (
+                int(spec.draft_vocab) != spec.draft_vocab or spec.draft_vocab < 1
+            ):
+                raise UserError(
+                    f"{spec.name}: draft vocabulary must be a whole number >= 1, got {spec.draft_vocab}"
+                )
             if spec.compression.needs_calibration and not self.calibration_text:
                 raise UserError(
                     f"{spec.name}: AWQ / scale estimation / GPTQ need calibration text; "
@@ -138,6 +149,7 @@ class Recipe:
         calibration_text: str | None = None,
         convert_dtype: str | None = None,
         preview: dict[str, Any] | None = None,
+        draft_vocab: int | list[int | None] | None = None,
     ) -> Recipe:
         """Apply command-line / API choices on top of this recipe (in place; returns self).
 
@@ -146,6 +158,7 @@ class Recipe:
         ``formats``: {"target": F, "draft": F or [F, ...], "draft2": F, "self_draft": F}.
         ``settings``: global NNCF settings (group_size, ratio, awq, ...) applied to every model
         whose format accepts them; a setting no model accepts is an error.
+        ``draft_vocab``: pruned LM-head size, one for all drafts or one per draft (0 = full head).
         """
         if target is not None:
             self.target = target
@@ -157,6 +170,7 @@ class Recipe:
                 old[i] if i < len(old) else CompressionConfig(DEFAULT_FORMATS["draft"])
                 for i in range(len(self.drafts))
             ]
+            self.draft_vocab = self.draft_vocab[: len(self.drafts)]
         if self_draft is None:
             pass  # keep the recipe's choice
         elif self_draft is True:
@@ -176,6 +190,14 @@ class Recipe:
                 setattr(self.preview, key, value)
         if settings:
             self._apply_settings({k: v for k, v in settings.items() if v is not None})
+        if draft_vocab is not None:
+            values = draft_vocab if isinstance(draft_vocab, list | tuple) else [draft_vocab]
+            if len(values) not in (1, len(self.drafts)):
+                raise UserError(
+                    f"got {len(values)} draft vocabularies for {len(self.drafts)} drafts; "
+                    "give --draft-vocab once (all drafts) or once per --draft"
+                )
+            self.draft_vocab = [values[min(i, len(values) - 1)] or None for i in range(len(self.drafts))]
         return self
 
     def _set_format(self, key: str, value: Any) -> None:
@@ -245,8 +267,10 @@ class Recipe:
         out["target"] = {"source": self.target, **self.target_compression.to_dict()}
         if self.self_draft is not None:
             out["self_draft"] = self.self_draft.to_dict()
+        vocab = self.draft_vocab + [None] * (len(self.drafts) - len(self.draft_vocab))
         out["draft"] = [
-            {"source": s, **c.to_dict()} for s, c in zip(self.drafts, self.draft_compression, strict=True)
+            {"source": s, **c.to_dict(), **({"draft_vocab": v} if v else {})}
+            for s, c, v in zip(self.drafts, self.draft_compression, vocab, strict=True)
         ]
         out["preview"] = {k: v for k, v in dataclasses.asdict(self.preview).items() if v is not None}
         return out
@@ -277,11 +301,18 @@ class Recipe:
         if isinstance(drafts, dict):
             drafts = [drafts]
         for i, raw in enumerate(drafts):
-            table = _table(raw, f"{where} [[draft]] #{i + 1}")
+            table = dict(_table(raw, f"{where} [[draft]] #{i + 1}"))
+            _check_keys(table, _DRAFT_KEYS, f"{where} [[draft]] #{i + 1}")
+            vocab = table.pop("draft_vocab", None)
+            if vocab is not None and (isinstance(vocab, bool) or not isinstance(vocab, int)):
+                raise UserError(
+                    f"{where} [[draft]] #{i + 1}: draft_vocab must be a whole number, got {vocab!r}"
+                )
             recipe.drafts.append(_source(table, base, f"{where} [[draft]] #{i + 1}"))
             recipe.draft_compression.append(
                 _model_config(table, DEFAULT_FORMATS["draft"], f"{where} [[draft]] #{i + 1}: ")
             )
+            recipe.draft_vocab.append(vocab or None)
         if "preview" in data:
             table = _table(data["preview"], f"{where} [preview]")
             _check_keys(table, _PREVIEW_KEYS, f"{where} [preview]")

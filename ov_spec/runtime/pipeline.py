@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import openvino as ov
 
 from ov_spec.errors import UserError
-from ov_spec.manifest import Manifest
+from ov_spec.manifest import Manifest, ModelEntry
 from ov_spec.runtime import devices as placement
 from ov_spec.runtime.graph import keep_last_logits
 from ov_spec.runtime.metrics import GenerationMetrics, LevelMetrics, ratio
@@ -97,7 +98,10 @@ class SpeculativePipeline:
                 keep_last_logits(model)
             props = placement.compile_properties(where, MAX_DRAFT_TOKENS + 1)
             compiled = placement.compile_model(self.core, model, entry.name, where, props)
-            self.models[entry.name] = StatefulLM(compiled, kv_sequence_axis(model), entry.name, rollback)
+            token_map, width = _token_map(folder, entry)  # a pruned-vocabulary draft head, else None
+            self.models[entry.name] = StatefulLM(
+                compiled, kv_sequence_axis(model), entry.name, rollback, token_map=token_map, vocab_size=width
+            )
         self.vocab_size = self.models[names[0]].vocab_size
 
     @property
@@ -333,6 +337,23 @@ class SpeculativePipeline:
             other_s=max(total - draft_s - target_s - rollback_s, 0.0),
             levels=levels,
         )
+
+
+def _token_map(folder: Path, entry: ModelEntry) -> tuple[np.ndarray | None, int | None]:
+    """A pruned-vocabulary head's kept token ids and full vocabulary width (None, None: a full head)."""
+    pruned = entry.pruned_head
+    if not pruned:
+        return None, None
+    path = folder / entry.path / pruned["token_ids"]
+    try:
+        ids = np.load(path)
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"cannot read {path} ({err}); the pipeline folder is incomplete, re-export it"
+        ) from None
+    if ids.ndim != 1 or ids.size != pruned.get("kept", ids.size):
+        raise UserError(f"{path} does not match the manifest's pruned_head; re-export the pipeline")
+    return ids.astype(np.int64), int(pruned["vocab_size"])
 
 
 def _check_mtad(mtad: Mapping[str, Any]) -> None:

@@ -78,7 +78,12 @@ class StatefulLM:
         name: str = "model",
         rollback: str = "trim",
         clock: Callable[[], float] = time.perf_counter,
+        token_map: np.ndarray | None = None,
+        vocab_size: int | None = None,
     ) -> None:
+        """``token_map`` (a pruned-vocabulary head, ov_spec.export.prune): logits column ``i`` scores
+        token ``token_map[i]``; :meth:`forward` then returns rows over ``vocab_size`` token ids,
+        -inf outside the kept set (probability exactly 0, never an argmax)."""
         if rollback not in ROLLBACK_MODES:
             raise UserError(f"rollback must be one of {', '.join(ROLLBACK_MODES)}, got {rollback!r}")
         self.name = name
@@ -88,6 +93,11 @@ class StatefulLM:
         self._seq_axis = seq_axis
         self._clock = clock
         self.vocab_size = int(compiled.output("logits").partial_shape[-1].get_length())
+        self.token_map = None if token_map is None else np.asarray(token_map, dtype=np.int64)
+        if self.token_map is not None:
+            assert self.token_map.size == self.vocab_size and vocab_size is not None, (self.token_map.size,)
+            assert int(self.token_map.max()) < vocab_size
+            self.vocab_size = int(vocab_size)
         self.stats = ModelStats()
         self.reset()
 
@@ -226,6 +236,10 @@ class StatefulLM:
         self.request.start_async(feed, share_inputs=True)
         self.request.wait()
         logits = np.array(self.request.get_tensor("logits").data[:, -n_logits:], dtype=np.float32)
+        if self.token_map is not None:  # pruned head: back to token ids, -inf where no row was kept
+            full = np.full((*logits.shape[:-1], self.vocab_size), -np.inf, dtype=np.float32)
+            full[..., self.token_map] = logits
+            logits = full
         elapsed = self._clock() - start
         if self.stats.calls == 0:
             self.stats.prefill_s = elapsed
