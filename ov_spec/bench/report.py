@@ -126,9 +126,7 @@ class Report:
         if self.findings:
             lines += ["## Findings", ""]
             for f in self.findings:
-                mark = {True: "**met**", False: "**not met**", None: ""}[f.met]
-                goal = f" (goal {f.goal}: {mark})" if f.goal else ""
-                lines.append(f"- {f.topic}: {f.text}{goal}")
+                lines.append(f"- {f.topic}: {f.text}")
             lines.append("")
         if self.ideal:
             lines += [

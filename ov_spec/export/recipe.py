@@ -32,11 +32,11 @@ there, else relative to the current folder.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ov_spec import toml_io
 from ov_spec.errors import UserError
 from ov_spec.export.compress import CompressionConfig
 
@@ -337,29 +337,14 @@ class Recipe:
             ) from None
         except OSError as err:
             raise UserError(f"cannot read recipe {path} ({err.strerror or err})") from None
-        toml = _toml_module()
         try:
-            data = toml.loads(text)
-        except toml.TOMLDecodeError as err:
+            data = toml_io.loads(text)
+        except toml_io.TOMLDecodeError as err:
             raise UserError(f"recipe {path} is not valid TOML ({err}); fix the file") from None
         return cls.from_dict(data, base=path.resolve().parent, where=str(path))
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _toml_module() -> Any:
-    if sys.version_info >= (3, 11):
-        import tomllib
-
-        return tomllib
-    try:
-        import tomli
-    except ImportError:
-        raise UserError(
-            "reading recipes on Python 3.10 needs tomli: pip install tomli (or use Python 3.11+)"
-        ) from None
-    return tomli
-
-
 def _as_config(value: Any) -> CompressionConfig:
     if isinstance(value, CompressionConfig):
         return value
@@ -415,28 +400,5 @@ def _local_path(value: str, base: Path | None) -> str:
 
 
 def dump_toml(data: dict[str, Any]) -> str:
-    """Write the recipe structure as TOML (scalars, then tables, then arrays of tables)."""
-    lines: list[str] = []
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict | list)}
-    for k, v in scalars.items():
-        lines.append(f"{k} = {_toml_value(v)}")
-    for k, v in data.items():
-        if isinstance(v, dict):
-            lines += ["", f"[{k}]"] + [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items() if vv is not None]
-    for k, v in data.items():
-        if isinstance(v, list):
-            for item in v:
-                lines += ["", f"[[{k}]]"] + [
-                    f"{kk} = {_toml_value(vv)}" for kk, vv in item.items() if vv is not None
-                ]
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    import json
-
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+    """Write the recipe structure as TOML (with tomli-w; None values are left out)."""
+    return toml_io.dumps(data)

@@ -46,6 +46,33 @@ def bf16_autocast_available() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def numerics_fingerprint() -> dict[str, Any]:
+    """What decides the training arithmetic, hence the trained bytes, on this machine.
+
+    Measured: the thread count does not change a single byte (1, 2 and 4 threads give identical
+    weights), but the instruction set torch and oneDNN dispatch to does (``ATEN_CPU_CAPABILITY=avx2``
+    or ``ONEDNN_MAX_CPU_ISA=AVX2`` on an AVX-512 machine, or bf16 autocast off, each give other
+    weights of the same quality). A build is therefore byte-reproducible on CPUs of the same kind
+    only, and these values are part of the cache key.
+    """
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_autocast": bf16_autocast_available(),
+        "amx": _cpu_has("amx_tile"),
+    }
+
+
+def _cpu_has(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return flag in f.read().split()
+    except OSError:
+        return False
+
+
 class WindowSampler:
     """Random fixed-length windows from one token stream, in an order fixed by the seed."""
 
