@@ -127,3 +127,50 @@ def test_seeded_sampling_is_reproducible(pipe):
         for s in (1, 1, 2)
     ]
     assert runs[0] == runs[1] and runs[0] != runs[2]
+
+
+# --- a pruned-vocabulary draft (FR-Spec, ov_spec.export.prune) ----------------------------------
+@pytest.fixture(scope="module")
+def pruned_pipe(random_pipeline, tmp_path_factory, dist):
+    """The target drafting for itself through a head that lacks the target's likeliest first token.
+
+    q is then zero where p has its largest mass, and positive on kept tokens outside p's top-k:
+    both directions of mismatched support, which the residual max(0, p - q) must absorb exactly.
+    """
+    from test_prune import pruned_self_draft
+
+    first = np.zeros(512)
+    for (a, _, _), mass in dist.items():
+        first[a] += mass
+    ranked = np.argsort(-first)
+    rest = np.random.default_rng(0).permutation(np.setdiff1d(np.arange(512), ranked[:3]))[:253]
+    keep = np.concatenate([ranked[1:3], rest]).astype(np.int64)  # drops ranked[0]
+    assert first[np.setdiff1d(np.arange(512), keep)].sum() > 0.3  # the target's mass outside the set
+    folder = pruned_self_draft(random_pipeline, tmp_path_factory.mktemp("pruned") / "p", keep)
+    return ov_spec.load(folder), keep
+
+
+def test_pruned_draft_sampling_matches_exact_distribution(pruned_pipe, dist):
+    pipe, _ = pruned_pipe
+    assert sample_pvalue(pipe, dist, draft_tokens=3) > 1e-3
+    result = pipe.generate(PROMPT, max_new_tokens=32, temperature=1.0, top_k=3, seed=0, draft_tokens=3)
+    assert 0 < result.metrics.levels[0].accepted < result.metrics.levels[0].drafted  # both branches ran
+
+
+def test_pruned_draft_q_left_in_column_space_fails(pruned_pipe, dist, monkeypatch):
+    """Negative control: q not spread back to token ids (column i read as token i) is caught."""
+    from ov_spec.runtime import proposers as proposers_mod
+
+    pipe, keep = pruned_pipe
+    original = proposers_mod.ModelProposer.propose
+
+    def propose(self, *args, **kwargs):
+        proposal = original(self, *args, **kwargs)
+        if proposal.probs is not None:
+            wrong = np.zeros_like(proposal.probs)
+            wrong[:, : keep.size] = proposal.probs[:, keep]
+            proposal.probs = wrong
+        return proposal
+
+    monkeypatch.setattr(proposers_mod.ModelProposer, "propose", propose)
+    assert sample_pvalue(pipe, dist, draft_tokens=3) < 1e-6
