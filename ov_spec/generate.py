@@ -1,7 +1,8 @@
 """``python -m ov_spec.generate FOLDER --prompt TEXT``: speculative generation from the command line.
 
 Text streams to stdout and a metrics line goes to stderr; ``--json`` prints one JSON object with
-``text``, ``token_ids``, ``finish_reason`` and ``metrics`` instead.
+``text``, ``token_ids``, ``finish_reason`` and ``metrics`` instead (with ``draft_tokens="auto"``,
+``metrics.auto`` holds what the cost model chose and its predicted vs measured speed).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 
 from ov_spec.cli import run_cli
 from ov_spec.errors import UserError
+from ov_spec.runtime.limits import AUTO, MAX_DRAFT_TOKENS, ROLLBACK_MODES, check_draft_tokens
+from ov_spec.runtime.stateful import DEFAULT_ROLLBACK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,10 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     p.add_argument(
         "--draft-tokens",
-        type=int,
         action="append",
         default=None,
-        help="tokens drafted per pass; repeat once per verifying level of a cascade (default 4)",
+        metavar="K|auto",
+        help=f"tokens drafted per pass, 1..{MAX_DRAFT_TOKENS}, or 'auto' (default: the measured cost model "
+        "chooses per pass, 0 included); repeat once per verifying level of a cascade for fixed lengths",
     )
     p.add_argument(
         "--adaptive", action="store_true", help="adapt the draft length (+2 on full accept, -1 otherwise)"
@@ -50,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--property", action="append", default=[], metavar="NAME.KEY=VALUE", help="override a property"
     )
     p.add_argument(
-        "--rollback", choices=["trim", "mask"], default="trim", help="KV-cache rollback (default trim)"
+        "--rollback",
+        choices=ROLLBACK_MODES,
+        default=DEFAULT_ROLLBACK,
+        help=f"KV-cache rollback (default {DEFAULT_ROLLBACK})",
     )
     p.add_argument("--chat", action="store_true", help="apply the model's chat template")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
@@ -59,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The same rules as generate(draft_tokens=...), checked before anything is loaded.
+    draft_tokens = check_draft_tokens(args.draft_tokens or AUTO)
+    if isinstance(draft_tokens, list) and len(draft_tokens) == 1:
+        draft_tokens = draft_tokens[0]
     prompt = args.prompt if args.prompt is not None else _read_prompt(args.prompt_file)
     import ov_spec
 
@@ -69,9 +80,6 @@ def main(argv: list[str] | None = None) -> int:
         property_overrides=args.property,
         rollback=args.rollback,
     )
-    draft_tokens = args.draft_tokens or 4
-    if isinstance(draft_tokens, list) and len(draft_tokens) == 1:
-        draft_tokens = draft_tokens[0]
     options = dict(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,

@@ -227,17 +227,62 @@ def test_mask_rollback_compaction(random_pipeline, reference, monkeypatch):
     assert same >= len(prompts) - 2
 
 
-def test_stop_string_cuts_text_and_generation(pipe):
-    full = pipe.generate("def f(x):", max_new_tokens=40, use_draft=False).text
-    stop = full[15:18]
-    assert stop and stop in full
-    result = pipe.generate("def f(x):", max_new_tokens=40, stop=[stop], draft_tokens=4)
+def _stop_cases(pipe, prompt: str, n: int = 40):
+    """From the target-only output: a stop string starting at a token boundary and one starting
+    inside a token (each the first occurrence of itself in the text)."""
+    ids = pipe.generate(prompt, max_new_tokens=n, use_draft=False).token_ids
+    decode = pipe.tokenizer.decode
+    full = decode(ids)
+    boundary = inside = None
+    for m in range(3, len(ids) - 3):
+        head, piece = decode(ids[:m]), decode(ids[: m + 2])[len(decode(ids[:m])) :]
+        if boundary is None and piece.strip() and full.find(piece) == len(head):
+            boundary = (piece, len(head))
+        token = decode(ids[: m + 1])[len(head) :]
+        rest = token[1:] + decode(ids[: m + 2])[len(head) + len(token) :]
+        if inside is None and len(token) >= 2 and rest.strip() and full.find(rest) == len(head) + 1:
+            inside = (rest, len(head) + 1)
+    assert boundary and inside, full
+    return full, boundary, inside
+
+
+@pytest.mark.parametrize("draft_tokens", [4, "auto"])
+def test_stop_string_cuts_text_and_token_ids_alike(pipe, draft_tokens):
+    prompt = "def f(x):"
+    full, (stop, at), (mid_stop, mid_at) = _stop_cases(pipe, prompt)
+    decode = pipe.tokenizer.decode
+    result = pipe.generate(prompt, max_new_tokens=40, stop=[stop], draft_tokens=draft_tokens)
     assert result.finish_reason == "stop"
-    assert result.text == full[: full.index(stop)]
-    assert len(result.token_ids) < 40
-    streamed: list[str] = []
-    again = pipe.generate("def f(x):", max_new_tokens=40, stop=stop, streamer=streamed.append)
-    assert "".join(streamed) == again.text == result.text
+    assert result.text == full[:at]  # the stop string starts at a token boundary: an exact cut
+    assert decode(result.token_ids) == result.text
+    # A stop string that starts inside a token: that token goes too, so the ids still agree.
+    cut = pipe.generate(prompt, max_new_tokens=40, stop=mid_stop, draft_tokens=draft_tokens)
+    assert cut.finish_reason == "stop"
+    assert decode(cut.token_ids) == cut.text
+    assert full[:mid_at].startswith(cut.text) and mid_stop not in cut.text
+    assert len(cut.text) >= mid_at - 16  # at most the straddling token was dropped
+    # Streaming sends exactly the final text, never a piece of a stop string it later takes back.
+    for s, want in ((stop, result), (mid_stop, cut)):
+        streamed: list[str] = []
+        again = pipe.generate(prompt, max_new_tokens=40, stop=s, streamer=streamed.append)
+        assert "".join(streamed) == again.text == want.text
+        assert again.token_ids == want.token_ids
+
+
+def test_stop_text_holds_back_a_possible_stop_prefix():
+    from ov_spec.runtime.stops import StopText
+
+    pieces = {1: "ab", 2: "c", 3: "X", 4: "Y"}
+    decode = lambda ids: "".join(pieces[i] for i in ids)  # noqa: E731
+    state = StopText(decode, ["cX"])
+    assert state.push([1]) == "ab"
+    assert state.push([2]) == ""  # "c" may start the stop string: held back
+    assert state.push([3]) == "" and state.stopped
+    assert state.text == "ab" and state.ids == [1]
+    state = StopText(decode, ["cY"])
+    assert state.push([1, 2]) == ""  # text is sent up to whole steps' tokens only
+    assert state.push([3]) == "abcX" and not state.stopped  # it was not the stop string after all
+    assert StopText(decode, []).push([1, 2]) == "abc"  # no stop strings: nothing held back
 
 
 CODE_PROMPTS = [
@@ -250,7 +295,8 @@ CODE_PROMPTS = [
 ]
 
 
-def test_trained_multi_head_pipeline_greedy_exact(trained_pipeline, rollback="trim"):
+@pytest.mark.parametrize("rollback", ["trim", "mask"])
+def test_trained_multi_head_pipeline_greedy_exact(trained_pipeline, rollback):
     """A trained pair with several KV heads, int8 weights, rejections at every k: exact equality.
 
     (The random pair has one KV head, which hides layout mistakes in the rollback.)

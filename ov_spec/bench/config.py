@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ov_spec.errors import UserError
+from ov_spec.runtime.limits import ROLLBACK_MODES, check_draft_length
 
 SAMPLING_MODES = ("greedy", "sample")
 CHAIN_KINDS = ("target", "pairs", "cascade")  # target-only, each [target, X], the full cascade
-ROLLBACK_MODES = ("trim", "mask")
 GENAI_BACKENDS = ("PA", "SDPA")  # openvino.genai attention backends (paged / stateful SDPA)
 
 
@@ -106,8 +106,8 @@ class BenchConfig:
         for name in ("warmup", "num_prompts", "seed", "top_k"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if any(k < 1 or k > 16 for k in self.draft_tokens):
-            raise UserError(f"draft_tokens must be in 1..16, got {self.draft_tokens}")
+        for k in self.draft_tokens:  # fixed lengths: the rules of generate(draft_tokens=...)
+            check_draft_length(k, allow_auto=False)
         bad = [s for s in self.sampling if s not in SAMPLING_MODES]
         if bad or not self.sampling:
             raise UserError(f"sampling must list {' and/or '.join(SAMPLING_MODES)}, got {self.sampling}")

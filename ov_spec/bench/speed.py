@@ -5,7 +5,7 @@
   (:func:`ov_spec.bench.speed_model.step_costs`) at the run's mean context, and the loop's own
   overhead per iteration (``other_s / target passes``).
 * :func:`analytic_fits` - per two-level chain: pooled acceptance ``alpha`` and cost ratio ``c``,
-  the i.i.d. speedup curve over k = 1..16, and the k it prefers.
+  the i.i.d. speedup curve over k = 1..MAX_DRAFT_TOKENS, and the k it prefers.
 * :func:`rollback_study` - trim vs mask rollback: cost of one rollback and decode tokens/s against
   the prompt length.
 
@@ -30,8 +30,9 @@ from ov_spec.bench.speed_model import (
 )
 from ov_spec.bench.stats import Summary
 from ov_spec.bench.sweep import Case, Variant
+from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
 
-K_RANGE = range(1, 17)
+K_RANGE = range(1, MAX_DRAFT_TOKENS + 1)
 
 
 @dataclass
@@ -70,7 +71,7 @@ class AnalyticFit:
     c_source: str  # "step_costs" or "in-run"
     measured: dict[int, float] = field(default_factory=dict)  # k -> measured speedup (ov_spec)
     genai: dict[int, float] = field(default_factory=dict)  # k -> measured speedup (genai, same chain)
-    predicted: dict[int, float] = field(default_factory=dict)  # k -> analytic speedup, k = 1..16
+    predicted: dict[int, float] = field(default_factory=dict)  # k -> analytic speedup, k in K_RANGE
     best_k: int = 0
     best_predicted: float = 0.0
 
@@ -182,7 +183,7 @@ def ideal_report(summaries: Sequence[Summary], costs: CostCache) -> list[IdealRo
 
 
 def analytic_fits(summaries: Sequence[Summary], costs: CostCache | None) -> list[AnalyticFit]:
-    """Fit alpha and c per two-level model chain (greedy) and predict the speedup for k = 1..16."""
+    """Fit alpha and c per two-level model chain (greedy) and predict the speedup for k in K_RANGE."""
     groups: dict[tuple, list[Summary]] = {}
     genai: dict[tuple, dict[int, float]] = {}
     for s in summaries:

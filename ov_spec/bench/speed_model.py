@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
 from ov_spec.runtime.stateful import StatefulLM
 
 
@@ -31,7 +32,7 @@ def analytic_speedup(alpha: float, k: int, c: float) -> float:
     return expected_tokens_per_pass(alpha, k) / (k * c + 1.0)
 
 
-def best_k(alpha: float, c: float, k_max: int = 16) -> int:
+def best_k(alpha: float, c: float, k_max: int = MAX_DRAFT_TOKENS) -> int:
     """The draft length the analytic model prefers for this acceptance and cost ratio."""
     return max(range(1, k_max + 1), key=lambda k: analytic_speedup(alpha, k, c))
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ov_spec.bench.measure import Record, SweepRun
 from ov_spec.bench.sweep import Case, baseline_of
+from ov_spec.runtime.metrics import mean_draft_length
 
 
 @dataclass
@@ -24,7 +25,7 @@ class LevelSummary:
     name: str
     acceptance_rate: float  # accepted / drafted
     tokens_per_pass: float  # emitted / passes
-    mean_draft_length: float  # drafted / passes
+    mean_draft_length: float  # ov_spec.runtime.metrics.mean_draft_length: drafted / passes
 
 
 @dataclass
@@ -139,7 +140,7 @@ def _pool_ov_spec(s: Summary, records: list[Record]) -> None:
                 name=name,
                 acceptance_rate=_ratio(acc["accepted"], acc["drafted"]),
                 tokens_per_pass=_ratio(acc["emitted"], acc["passes"]),
-                mean_draft_length=_ratio(acc["drafted"], acc["passes"]),
+                mean_draft_length=mean_draft_length(acc["drafted"], acc["passes"]),
             )
         )
     if s.levels:
@@ -167,8 +168,9 @@ def _pool_genai(s: Summary, records: list[Record]) -> None:
     passes = emitted - accepted
     s.drafted, s.accepted = drafted, accepted
     s.acceptance_rate = accepted / drafted
-    s.tokens_per_pass = _ratio(emitted, passes)
-    s.mean_draft_length = _ratio(drafted, passes)
+    if passes:
+        s.tokens_per_pass = _ratio(emitted, passes)
+        s.mean_draft_length = mean_draft_length(drafted, passes)
 
 
 def _matches(case: Case, mine: dict[int, dict], base: dict[int, dict]) -> list[bool | None]:

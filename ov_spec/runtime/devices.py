@@ -34,6 +34,7 @@ from typing import Any
 import openvino as ov
 
 from ov_spec.errors import UserError
+from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
 
 # Composite devices name the real devices after a colon: "AUTO:GPU,CPU", "HETERO:GPU,CPU".
 _VIRTUAL_DEVICES = ("AUTO", "HETERO", "MULTI", "BATCH")
@@ -120,7 +121,9 @@ def validate(core: ov.Core, placements: Mapping[str, Placement]) -> None:
                 raise UserError(f"{name}: {placement.device} has no property {prop!r}{hint}")
 
 
-def compile_properties(placement: Placement, max_tokens_per_pass: int) -> dict[str, Any]:
+def compile_properties(
+    placement: Placement, max_tokens_per_pass: int = MAX_DRAFT_TOKENS + 1
+) -> dict[str, Any]:
     """The properties to compile with, NPU's static-shape LLM settings added when needed."""
     props: dict[str, Any] = {}
     if placement.device.startswith("NPU"):

@@ -21,19 +21,23 @@ import openvino as ov
 
 from ov_spec.errors import UserError
 from ov_spec.manifest import Manifest, ModelEntry
+from ov_spec.runtime import cost_model as costs
 from ov_spec.runtime import devices as placement
 from ov_spec.runtime.graph import keep_last_logits
-from ov_spec.runtime.metrics import GenerationMetrics, LevelMetrics, ratio
+from ov_spec.runtime.limits import AUTO, MAX_DRAFT_TOKENS, DraftTokens, check_draft_tokens
+from ov_spec.runtime.metrics import AutoMetrics, GenerationMetrics, LevelMetrics, mean_draft_length, ratio
 from ov_spec.runtime.proposers import BeamProposer, ModelProposer, NgramProposer, Proposer
 from ov_spec.runtime.sampling import SamplingParams
 from ov_spec.runtime.speculator import DraftLength, Speculator
-from ov_spec.runtime.stateful import StatefulLM, is_stateful, kv_sequence_axis
-from ov_spec.runtime.tokenizer import IncrementalDecoder, Tokenizer
+from ov_spec.runtime.stateful import DEFAULT_ROLLBACK, StatefulLM, is_stateful, kv_sequence_axis
+from ov_spec.runtime.stops import StopText
+from ov_spec.runtime.tokenizer import Tokenizer
 from ov_spec.runtime.verify import MtadRule, verify_lossless
 
 Streamer = Callable[[str], Any]  # receives text chunks; returning True stops the generation
-DEFAULT_DRAFT_TOKENS = 4
-MAX_DRAFT_TOKENS = 16  # NPU compiles for at most this many tokens per verification pass (+1)
+DEFAULT_DRAFT_TOKENS = AUTO  # the cost model chooses (see ov_spec.runtime.cost_model)
+FALLBACK_DRAFT_TOKENS = 4  # the start of adaptive length and MTAD's beam depth under "auto"
+DRAFT_TOKEN_OVERHEAD_S = 3e-5  # Python work per drafted token besides the draft's pass (choose, append)
 
 
 @dataclass
@@ -55,7 +59,7 @@ def load(
     devices: str | Path | Mapping[str, Any] | None = None,
     device_overrides: Sequence[str] = (),
     property_overrides: Sequence[str] = (),
-    rollback: str = "trim",
+    rollback: str = DEFAULT_ROLLBACK,
 ) -> SpeculativePipeline:
     """Load an exported pipeline folder (``ov_spec.json`` + one sub-folder per model).
 
@@ -75,7 +79,7 @@ class SpeculativePipeline:
         devices: str | Path | Mapping[str, Any] | None = None,
         device_overrides: Sequence[str] = (),
         property_overrides: Sequence[str] = (),
-        rollback: str = "trim",
+        rollback: str = DEFAULT_ROLLBACK,
     ) -> None:
         self.folder = folder
         self.manifest = Manifest.read(folder)
@@ -86,9 +90,18 @@ class SpeculativePipeline:
         self.tokenizer = Tokenizer(
             self.core, folder / self.manifest.tokenizer["path"], self.manifest.tokenizer
         )
+        self.rollback = rollback
         self.models: dict[str, StatefulLM] = {}
+        self.compile_props: dict[str, dict[str, Any]] = {}
         for entry in self.manifest.by_level():
-            model = self.core.read_model(folder / entry.path / "openvino_model.xml")
+            xml = folder / entry.path / "openvino_model.xml"
+            _check_weights(xml.with_suffix(".bin"), entry.size_bytes)
+            try:
+                model = self.core.read_model(xml)
+            except RuntimeError as err:
+                raise UserError(
+                    f"cannot read {xml}: {_first_line(err)}; the file is damaged, re-export the pipeline"
+                ) from None
             if not is_stateful(model):
                 raise UserError(
                     f"{entry.name} is not a stateful IR; re-export it with `python -m ov_spec.export`"
@@ -98,11 +111,47 @@ class SpeculativePipeline:
                 keep_last_logits(model)
             props = placement.compile_properties(where, MAX_DRAFT_TOKENS + 1)
             compiled = placement.compile_model(self.core, model, entry.name, where, props)
+            self.compile_props[entry.name] = props
             token_map, width = _token_map(folder, entry)  # a pruned-vocabulary draft head, else None
             self.models[entry.name] = StatefulLM(
-                compiled, kv_sequence_axis(model), entry.name, rollback, token_map=token_map, vocab_size=width
+                compiled,
+                kv_sequence_axis(model),
+                entry.name,
+                rollback,
+                max_context=self.manifest.max_context,
+                token_map=token_map,
+                vocab_size=width,
             )
         self.vocab_size = self.models[names[0]].vocab_size
+        self.costs = costs.CostModel(self._cost_table, costs.preview_priors(self.manifest))
+        self._calibrating = 0.0  # seconds the current call spent timing models
+
+    def _cost_table(self, name: str) -> costs.CostTable:
+        """The model's step costs on its device: from the disk cache, or timed now (and cached)."""
+        where = self.placements[name]
+        try:
+            device_name = str(self.core.get_property(where.device.split(":")[0], "FULL_DEVICE_NAME"))
+        except RuntimeError:
+            device_name = where.device
+        key = costs.cost_key(
+            self.folder, self.manifest.model(name).path, where.device, device_name,
+            self.compile_props[name], self.rollback,
+        )  # fmt: skip
+        table = costs.load_table(self.folder, name, key)
+        if table is None:
+            table = costs.calibrate(self.models[name])
+            table.key = key
+            costs.save_table(self.folder, name, table)
+            self._calibrating += table.seconds
+        return table
+
+    def calibrate(self, models: Sequence[str] | None = None) -> dict[str, costs.CostTable]:
+        """Time (or load from the disk cache) the step costs ``draft_tokens="auto"`` needs.
+
+        Happens by itself on the first ``"auto"`` call; call it after :func:`load` to pay the few
+        seconds up front. Returns the cost table of each model.
+        """
+        return {name: self.costs.table(name) for name in (models or self.manifest.names())}
 
     @property
     def max_context(self) -> int:
@@ -112,13 +161,18 @@ class SpeculativePipeline:
     def _chain(
         self,
         models: Sequence[str],
-        k: int | Sequence[int],
+        k: int | str | Sequence[int | str],
         adaptive: bool,
         ngram: bool,
         min_conf: float,
         mtad: Mapping[str, Any] | None,
+        greedy: bool = True,
     ) -> Speculator:
-        """Target first: each model verifies for the one above; ``ngram`` adds prompt lookup last."""
+        """Target first: each model verifies for the one above; ``ngram`` adds prompt lookup last.
+
+        ``k == "auto"`` gives every level a :class:`~ov_spec.runtime.cost_model.AutoDraftLength`
+        (with ``adaptive`` or MTAD, "auto" starts from :data:`FALLBACK_DRAFT_TOKENS` instead).
+        """
         proposer: Proposer | None = None
         rule = verify_lossless
         if ngram:
@@ -133,17 +187,70 @@ class SpeculativePipeline:
         # The smallest model drafts by plain forward passes unless prompt lookup drafts for it.
         if len(chain) > 1 and proposer is None:
             proposer = ModelProposer(self.models[chain.pop()], min_confidence=min_conf)
-        ks = [k] * len(chain) if isinstance(k, int) else list(k)
+        auto = k == AUTO and not adaptive and mtad is None
+        if k == AUTO and not auto:
+            k = FALLBACK_DRAFT_TOKENS
+        ks = [k] * len(chain) if isinstance(k, (int, str)) else list(k)
         if len(ks) != len(chain):
             raise UserError(
-                f"draft_tokens lists {len(ks)} lengths; this chain has {len(chain)} verifying levels"
+                f"draft_tokens lists {len(ks)} lengths, but this chain has {_levels(len(chain))} "
+                f"({', '.join(chain)}); pass one length per verifying level, a single length, or 'auto'"
             )
+        if AUTO in ks and not auto:
+            raise UserError("draft_tokens: 'auto' applies to every level at once; pass 'auto' alone")
         for depth in range(len(chain) - 1, -1, -1):
-            draft = DraftLength(k=ks[depth], adaptive=adaptive, k_max=MAX_DRAFT_TOKENS)
+            if proposer is None:  # target-only: nothing drafts, the length is never used
+                draft: Any = DraftLength(k=FALLBACK_DRAFT_TOKENS)
+            elif auto:
+                draft = self._auto_length(chain[depth], proposer, greedy)
+            else:
+                draft = DraftLength(k=ks[depth], adaptive=adaptive)
             proposer = Speculator(self.models[chain[depth]], proposer, draft, rule)
             rule = verify_lossless  # a lossy rule only where its proposals come in
         assert isinstance(proposer, Speculator)
         return proposer
+
+    def _auto_length(self, verifier: str, proposer: Proposer, greedy: bool) -> costs.AutoDraftLength:
+        """The cost-model draft length of one level, with the cost per token of what drafts for it."""
+        bucket = None
+        if isinstance(proposer, Speculator):
+            below = proposer
+
+            def drafter_cost(context: int) -> tuple[float, float]:
+                return 1.0 / max(below.draft.rate(context), 1e-9), 0.0  # its rollbacks are in its rate
+
+        elif isinstance(proposer, NgramProposer):
+            bucket = proposer.bucket
+
+            def drafter_cost(context: int) -> tuple[float, float]:
+                return 0.0, 0.0  # the lookup's time is the loop's own overhead
+
+        else:
+            table_of = self.costs.table
+            name = proposer.name
+
+            def drafter_cost(context: int) -> tuple[float, float]:
+                table = table_of(name)
+                return table.pass_cost(1, context) + DRAFT_TOKEN_OVERHEAD_S, table.rollback_cost(context)
+
+        return costs.AutoDraftLength(self.costs, verifier, proposer.name, drafter_cost, greedy, bucket)
+
+    def _auto_chain(
+        self, names: list[str], ngram: bool, min_conf: float, greedy: bool, context: int
+    ) -> tuple[Speculator, float]:
+        """Which levels to use under "auto": the sub-chain (target first) with the best predicted
+        tokens/s at ``context``; fewer levels win ties. Returns it and its predicted rate."""
+        lower = names[1:]
+        subsets = [[]] if ngram else []
+        subsets += [[m for i, m in enumerate(lower) if mask >> i & 1] for mask in range(1, 1 << len(lower))]
+        best: tuple[float, int, Speculator] | None = None
+        for subset in subsets:
+            top = self._chain([names[0], *subset], AUTO, False, ngram, min_conf, None, greedy)
+            rate = top.draft.rate(context)
+            if best is None or rate > best[0] * 1.001 or (rate >= best[0] / 1.001 and len(subset) < best[1]):
+                best = (rate, len(subset), top)
+        assert best is not None
+        return best[2], best[0]
 
     def _resolve_models(self, models: Sequence[str] | None, use_draft: bool) -> list[str]:
         names = self.manifest.names()
@@ -194,7 +301,7 @@ class SpeculativePipeline:
         top_p: float = 1.0,
         seed: int | None = None,
         stop: Sequence[str] | str | None = None,
-        draft_tokens: int | Sequence[int] = DEFAULT_DRAFT_TOKENS,
+        draft_tokens: DraftTokens = DEFAULT_DRAFT_TOKENS,
         adaptive: bool = False,
         min_confidence: float = 0.0,
         use_draft: bool = True,
@@ -216,25 +323,31 @@ class SpeculativePipeline:
         stops = [stop] if isinstance(stop, str) else list(stop or [])
         if any(not s for s in stops):
             raise UserError("stop strings must be non-empty")
+        draft_tokens = check_draft_tokens(draft_tokens)
         names = self._resolve_models(models, use_draft)
         if mtad is True:
             mtad = {}
         if isinstance(mtad, Mapping):
             _check_mtad(mtad)
-        top = self._chain(
-            names,
-            draft_tokens,
-            adaptive,
-            ngram and use_draft,
-            min_confidence,
-            mtad if use_draft and mtad is not False else None,
-        )
+        mtad_opts = mtad if use_draft and mtad not in (False, None) else None
+        use_ngram = ngram and use_draft
+        # Validate the chain (lengths per level, MTAD's shape) before any tokenizing or timing.
+        top = self._chain(names, draft_tokens, adaptive, use_ngram, min_confidence, mtad_opts, params.greedy)
         prompt_ids = self._encode(prompt, chat)
         if len(prompt_ids) + max_new_tokens > self.max_context:
             raise UserError(
                 f"prompt ({len(prompt_ids)} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's "
                 f"context of {self.max_context} tokens; shorten the prompt or lower max_new_tokens"
             )
+        auto = isinstance(top.draft, costs.AutoDraftLength)
+        self._calibrating = 0.0
+        predicted = 0.0
+        if auto and len(names) + use_ngram > 2:  # a cascade: also choose which levels to use
+            top, predicted = self._auto_chain(
+                names, use_ngram, min_confidence, params.greedy, len(prompt_ids)
+            )
+        elif auto:
+            predicted = top.draft.rate(len(prompt_ids))
         top.reset()
         rng = params.rng()
         eos = self.tokenizer.eos_token_ids
@@ -242,7 +355,7 @@ class SpeculativePipeline:
         # consumer, stop strings); otherwise once at the end: a detokenizer call costs about as
         # much as a small model's forward pass.
         live = incremental or streamer is not None or bool(stops)
-        decoder = IncrementalDecoder(self.tokenizer)
+        text_state = StopText(self.tokenizer.decode, stops)
         sequence = list(prompt_ids)
         generated: list[int] = []
         finish = "length"
@@ -259,20 +372,24 @@ class SpeculativePipeline:
             if not ttft:
                 ttft = clock() - start
             if live:
-                before = len(decoder.text)
-                decoder.push([t for t in new if t not in eos])
-                hit = _find_stop(decoder.text, stops, before)
-                if hit is not None:
-                    decoder.text, finish = decoder.text[:hit], "stop"
-                chunk = decoder.text[before:]
+                chunk = text_state.push([t for t in new if t not in eos])
+                if text_state.stopped:
+                    # token_ids end with the last whole token before the stop string: they decode to text.
+                    generated, finish = list(text_state.ids), "stop"
                 if chunk:
-                    if streamer is not None and streamer(chunk) is True:
+                    if streamer is not None and streamer(chunk) is True and finish != "stop":
                         finish = "cancelled"
                     yield chunk
             if finish != "length":
                 break
-        text = decoder.text if live else self.tokenizer.decode([t for t in generated if t not in eos])
+        text = text_state.text if live else self.tokenizer.decode([t for t in generated if t not in eos])
         metrics = self._metrics(top, len(prompt_ids), len(generated), ttft, clock() - start)
+        if auto:
+            metrics.draft_tokens = AUTO
+        elif top.proposer is not None:
+            metrics.draft_tokens = [lv.draft.start for lv in top.levels()]
+        if auto:
+            metrics.auto = self._auto_metrics(top, metrics, predicted)
         return GenerationResult(text, generated, finish, metrics, prompt_ids)
 
     def _encode(self, prompt: str | Sequence[int], chat: bool) -> list[int]:
@@ -306,20 +423,25 @@ class SpeculativePipeline:
                     drafted=s.drafted,
                     accepted=s.accepted,
                     emitted=s.emitted,
-                    mean_draft_length=ratio(sum(s.draft_lengths), len(s.draft_lengths)),
+                    mean_draft_length=mean_draft_length(s.drafted, s.passes),
                     acceptance_rate=ratio(s.accepted, s.drafted),
                     tokens_per_pass=ratio(s.emitted, s.passes),
                     infer_s=m.infer_s,
                     rollback_s=m.rollback_s,
+                    drafter=level.proposer.name if level.proposer is not None else "",
+                    draft_lengths=dict(sorted(s.draft_lengths.items())),
                 )
             )
         used = [lv.model for lv in top.levels()]
-        # The lowest drafter may own a model too (a ModelProposer); prompt lookup has none.
-        bottom_model = getattr(top.levels()[-1].proposer, "model", None)
+        # The lowest drafter may own a model too (a ModelProposer); prompt lookup has none, but
+        # its search is drafting work all the same.
+        bottom = top.levels()[-1].proposer
+        bottom_model = getattr(bottom, "model", None)
         if isinstance(bottom_model, StatefulLM):
             used.append(bottom_model)
+        lookup_s = bottom.lookup_s if isinstance(bottom, NgramProposer) else 0.0
         target_s = top.model.stats.infer_s
-        draft_s = sum(m.stats.infer_s for m in used[1:])
+        draft_s = sum(m.stats.infer_s for m in used[1:]) + lookup_s
         rollback_s = sum(m.stats.rollback_s for m in used)
         return GenerationMetrics(
             prompt_tokens=n_prompt,
@@ -336,6 +458,44 @@ class SpeculativePipeline:
             rollback_s=rollback_s,
             other_s=max(total - draft_s - target_s - rollback_s, 0.0),
             levels=levels,
+        )
+
+    def _auto_metrics(self, top: Speculator, m: GenerationMetrics, predicted: float) -> AutoMetrics:
+        levels = top.levels()
+        chain = [lv.name for lv in levels] + [levels[-1].proposer.name]
+        target_alone = 0.0
+        first = top.draft.first if isinstance(top.draft, costs.AutoDraftLength) else None
+        if first is not None:
+            target_alone = first.base
+        return AutoMetrics(
+            chain=chain,
+            first_k=[lv.draft.first.k if lv.draft.first is not None else 0 for lv in levels],
+            mean_k=[lv.mean_draft_length for lv in m.levels],
+            explored=sum(lv.draft.explored for lv in levels),
+            predicted_tokens_per_s=predicted,
+            measured_tokens_per_s=ratio(m.generated_tokens - 1, m.total_s - m.ttft_s),
+            predicted_target_only_tokens_per_s=target_alone,
+            calibration_s=self._calibrating,
+        )
+
+
+def _levels(n: int) -> str:
+    return "1 verifying level" if n == 1 else f"{n} verifying levels"
+
+
+def _first_line(err: Exception) -> str:
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), str(err))[:200]
+
+
+def _check_weights(path: Path, size_bytes: int) -> None:
+    """A weights file that is missing or not the size export recorded is damaged: say which."""
+    if not path.is_file():
+        raise UserError(f"{path} is missing; the pipeline folder is incomplete, re-export it")
+    actual = path.stat().st_size
+    if size_bytes and actual != size_bytes:
+        raise UserError(
+            f"{path} has {actual} bytes, the manifest records {size_bytes}: the file is damaged or "
+            "incompletely copied; copy it again or re-export the pipeline"
         )
 
 
@@ -365,16 +525,6 @@ def _check_mtad(mtad: Mapping[str, Any]) -> None:
         raise UserError(f"mtad width must be a whole number >= 1, got {width}")
     if not 0.0 < threshold <= 1.0:
         raise UserError(f"mtad threshold must be in (0, 1], got {threshold}")
-
-
-def _find_stop(text: str, stops: list[str], new_from: int) -> int | None:
-    """Earliest index where a stop string starts, looking only where new text could complete one."""
-    best = None
-    for s in stops:
-        i = text.find(s, max(0, new_from - len(s) + 1))
-        if i >= 0 and (best is None or i < best):
-            best = i
-    return best
 
 
 __all__ = ["GenerationResult", "SpeculativePipeline", "load"]

@@ -11,14 +11,18 @@ the processed distribution ``q`` each was drawn from. Three kinds share this int
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
 from ov_spec.runtime.sampling import SamplingParams, choose, log_softmax
 from ov_spec.runtime.stateful import StatefulLM
+
+NGRAM_RECENT = 256  # a match whose copy starts within this many tokens of the end is "recent"
 
 
 @dataclass
@@ -85,30 +89,58 @@ class NgramProposer:
     ``k``), the copy continues through its own output, as an LZ77 match does: ``a b a b`` proposes
     ``a b a b ...`` rather than stopping after two tokens.
 
+    :meth:`bucket` describes the match the next proposal would copy (its n-gram length and
+    whether it is recent), so the cost model can keep acceptance per kind of match and draft only
+    where a kind pays (``draft_tokens="auto"``). ``lookup_s`` is the time spent looking.
+
     When sampling, its proposals are deterministic, i.e. ``q`` is one-hot; the lossless rule then
     accepts token x with probability ``p(x)``.
     """
 
-    def __init__(self, max_ngram: int = 3, min_ngram: int = 1, name: str = "ngram") -> None:
+    def __init__(
+        self, max_ngram: int = 3, min_ngram: int = 1, name: str = "ngram", max_tokens: int = MAX_DRAFT_TOKENS
+    ) -> None:
         self.max_ngram = max_ngram
         self.min_ngram = min_ngram
         self.name = name
+        self.max_tokens = max_tokens  # the longest copy :meth:`bucket` prepares
         self.vocab_size = 0  # set by the pipeline: one-hot rows need it when sampling
+        self.reset()
 
     def reset(self) -> None:
-        pass
+        self.lookup_s = 0.0
+        # The last match: ((id, len) of the sequence, n, distance, copy); bucket() then propose()
+        # in one pass see the same sequence object.
+        self._cached: tuple[tuple[int, int], int, int, list[int]] | None = None
+
+    def bucket(self, sequence: Sequence[int]) -> tuple[str, int, bool]:
+        """``("ngram", n, recent)`` of the match for ``sequence`` (n = 0: nothing to copy)."""
+        n, distance, _ = self._match(sequence, self.max_tokens)
+        return ("ngram", n, distance <= NGRAM_RECENT)
 
     def propose(
         self, sequence: Sequence[int], k: int, params: SamplingParams, rng: np.random.Generator
     ) -> Proposal:
-        tokens = self._lookup(np.asarray(sequence, dtype=np.int64), k) if k > 0 else []
+        tokens = self._match(sequence, k)[2][:k] if k > 0 else []
         if params.greedy or not tokens:
             return Proposal(tokens)
         probs = np.zeros((len(tokens), self.vocab_size))
         probs[np.arange(len(tokens)), tokens] = 1.0
         return Proposal(tokens, probs)
 
-    def _lookup(self, seq: np.ndarray, k: int) -> list[int]:
+    def _match(self, sequence: Sequence[int], k: int) -> tuple[int, int, list[int]]:
+        """(n-gram length, distance of the match from the end, up to ``k`` tokens to copy)."""
+        cached = self._cached
+        key = (id(sequence), len(sequence))
+        if cached is not None and cached[0] == key and (len(cached[3]) >= k or not cached[1]):
+            return cached[1], cached[2], cached[3]
+        start = time.perf_counter()
+        n, distance, tokens = self._lookup(np.asarray(sequence, dtype=np.int64), k)
+        self._cached = (key, n, distance, tokens)
+        self.lookup_s += time.perf_counter() - start
+        return n, distance, tokens
+
+    def _lookup(self, seq: np.ndarray, k: int) -> tuple[int, int, list[int]]:
         for n in range(min(self.max_ngram, len(seq) - 1), self.min_ngram - 1, -1):
             tail = seq[-n:]
             # All windows of length n that end before the tail itself, newest first.
@@ -120,8 +152,8 @@ class NgramProposer:
                 period = len(seq) - start  # >= 1: the hit ends before the tail does
                 while len(out) < k:
                     out.append(out[len(out) - period])
-                return out
-        return []
+                return n, period, out
+        return 0, len(seq), []
 
 
 def _top_probability(logits: np.ndarray, probs: np.ndarray | None) -> float:

@@ -8,12 +8,15 @@ the self-draft's Speculator, whose proposer is the small draft model (ML-SpecQD)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ov_spec.errors import UserError
+from ov_spec.runtime.limits import MAX_DRAFT_TOKENS, check_draft_length
 from ov_spec.runtime.proposers import Proposal, Proposer
 from ov_spec.runtime.sampling import SamplingParams
 from ov_spec.runtime.stateful import StatefulLM
@@ -22,27 +25,37 @@ from ov_spec.runtime.verify import Verdict, verify_lossless
 
 @dataclass
 class DraftLength:
-    """How many tokens to draft per iteration.
+    """A fixed draft length (or the +2/-1 heuristic); ``"auto"`` is :class:`AutoDraftLength`.
 
-    Fixed by default. ``adaptive`` applies the +2/-1 heuristic: after an iteration where every
-    drafted token was accepted draft two more next time, otherwise one fewer (within bounds).
+    ``adaptive``: after an iteration where every drafted token was accepted draft two more next
+    time, otherwise one fewer (within ``k_min..k_max``). Lengths follow
+    :func:`ov_spec.runtime.limits.check_draft_length`: 1..MAX_DRAFT_TOKENS.
     """
 
     k: int = 4  # tokens drafted per target pass
     adaptive: bool = False
     k_min: int = 1
-    k_max: int = 16
+    k_max: int = MAX_DRAFT_TOKENS
 
     def __post_init__(self) -> None:
-        if int(self.k) != self.k or self.k < 0:
-            raise UserError(f"draft_tokens must be a whole number >= 0, got {self.k}")
-        if not (1 <= self.k_min <= self.k_max):
+        self.k = int(check_draft_length(self.k, allow_auto=False))
+        if not (1 <= self.k_min <= self.k_max <= MAX_DRAFT_TOKENS):
             raise UserError(
-                f"draft length bounds must satisfy 1 <= k_min <= k_max, got {self.k_min}, {self.k_max}"
+                f"draft length bounds must satisfy 1 <= k_min <= k_max <= {MAX_DRAFT_TOKENS}, "
+                f"got {self.k_min}, {self.k_max}"
             )
         self._start = self.k
 
-    def update(self, drafted: int, accepted: int) -> None:
+    @property
+    def start(self) -> int:
+        """The length asked for (``k`` itself moves with ``adaptive``)."""
+        return self._start
+
+    def choose(self, sequence: Sequence[int]) -> int:
+        """The draft length of the next pass."""
+        return self.k
+
+    def update(self, drafted: int, accepted: int, seconds: float = 0.0, emitted: int = 0) -> None:
         if not self.adaptive or drafted == 0:
             return
         self.k = min(self.k + 2, self.k_max) if accepted == drafted else max(self.k - 1, self.k_min)
@@ -60,7 +73,7 @@ class LevelStats:
     drafted: int = 0  # tokens its proposer drafted
     accepted: int = 0  # drafted tokens it accepted
     emitted: int = 0  # tokens it produced (accepted + one correction/bonus per pass)
-    draft_lengths: list[int] = field(default_factory=list)
+    draft_lengths: dict[int, int] = field(default_factory=dict)  # tokens drafted -> passes
 
 
 @dataclass
@@ -78,12 +91,12 @@ class Speculator:
         self,
         model: StatefulLM,
         proposer: Proposer | None = None,
-        draft: DraftLength | None = None,
+        draft: DraftLength | Any | None = None,
         rule: Callable[..., Verdict] = verify_lossless,
     ):
         self.model = model
         self.proposer = proposer
-        self.draft = draft or DraftLength()
+        self.draft = draft or DraftLength()  # DraftLength or cost_model.AutoDraftLength
         self.rule = rule  # verify_lossless, or an opt-in lossy rule such as MTAD's
         self.name = model.name
         self.stats = LevelStats()
@@ -105,8 +118,11 @@ class Speculator:
         target). The first call of a request only prefills: drafting then would delay the first
         token by the draft's own prefill.
         """
+        start = time.perf_counter()
         prefill = not self.model.tokens
-        k = min(self.draft.k, limit - 1) if self.proposer is not None and not prefill else 0
+        k = 0
+        if self.proposer is not None and not prefill and limit > 1:
+            k = min(self.draft.choose(sequence), limit - 1)
         proposal = self.proposer.propose(sequence, k, params, rng) if k > 0 else Proposal([])
         drafted = proposal.tokens
 
@@ -125,9 +141,9 @@ class Speculator:
         self.stats.drafted += len(drafted)
         self.stats.accepted += verdict.accepted
         self.stats.emitted += len(tokens)
-        if k > 0:
-            self.stats.draft_lengths.append(len(drafted))
-        self.draft.update(len(drafted), verdict.accepted)
+        lengths = self.stats.draft_lengths
+        lengths[len(drafted)] = lengths.get(len(drafted), 0) + 1
+        self.draft.update(len(drafted), verdict.accepted, time.perf_counter() - start, len(tokens))
         return Step(tokens, verdict.probs)
 
     def propose(

@@ -27,8 +27,9 @@ import openvino as ov
 
 from ov_spec.errors import UserError
 from ov_spec.runtime.graph import LOGITS_TO_KEEP
+from ov_spec.runtime.limits import ROLLBACK_MODES
 
-ROLLBACK_MODES = ("trim", "mask")
+DEFAULT_ROLLBACK = "trim"  # the one default of load(), SpeculativePipeline and the CLIs
 # mask mode compacts the cache once holes exceed this many entries and this share of the cache.
 _COMPACT_MIN_HOLES = 256
 _COMPACT_MIN_SHARE = 0.25
@@ -76,10 +77,11 @@ class StatefulLM:
         compiled: ov.CompiledModel,
         seq_axis: int,
         name: str = "model",
-        rollback: str = "trim",
+        rollback: str = DEFAULT_ROLLBACK,
         clock: Callable[[], float] = time.perf_counter,
         token_map: np.ndarray | None = None,
         vocab_size: int | None = None,
+        max_context: int = 0,
     ) -> None:
         """``token_map`` (a pruned-vocabulary head, ov_spec.export.prune): logits column ``i`` scores
         token ``token_map[i]``; :meth:`forward` then returns rows over ``vocab_size`` token ids,
@@ -98,6 +100,11 @@ class StatefulLM:
             assert self.token_map.size == self.vocab_size and vocab_size is not None, (self.token_map.size,)
             assert int(self.token_map.max()) < vocab_size
             self.vocab_size = int(vocab_size)
+        # Inputs are views of buffers kept across calls (no allocation per pass; grown by doubling).
+        self._ones = np.ones(max(max_context, 64) + 32, dtype=np.int64)  # attention_mask (trim)
+        self._positions = np.arange(self._ones.size, dtype=np.int64)  # position_ids
+        self._beam0 = np.zeros(1, dtype=np.int32)  # beam_idx of the batch-1 path
+        self._keep: dict[int, np.ndarray] = {}  # logits_to_keep arrays by row count
         self.stats = ModelStats()
         self.reset()
 
@@ -106,16 +113,22 @@ class StatefulLM:
         """Forget everything: empty cache, fresh statistics."""
         self.request.reset_state()
         self.tokens: list[int] = []
-        self._mask = np.zeros(0, dtype=np.int64)  # one entry per physical cache slot (mask mode)
+        self._mask_buf = np.zeros(self._ones.size, dtype=np.int64)  # mask mode: 1 per valid cache slot
+        self._mask_len = 0  # physical cache slots in use (valid tokens plus holes)
         self._slots: list[int] = []  # physical slot of each valid token (mask mode)
         self._beam_row = 0  # cache row the next batch-1 call continues (after a beam search)
         self._beam_slots: list[int] = []  # slots fed during a beam search, not yet settled
         self.stats = ModelStats()
 
     @property
+    def _mask(self) -> np.ndarray:
+        """attention_mask of mask mode: one entry per physical cache slot (a view)."""
+        return self._mask_buf[: self._mask_len]
+
+    @property
     def cache_slots(self) -> int:
         """Physical length of the KV cache (valid tokens plus masked holes)."""
-        return int(self._mask.size) if self.rollback_mode == "mask" else len(self.tokens)
+        return self._mask_len if self.rollback_mode == "mask" else len(self.tokens)
 
     def sync(self, sequence: Sequence[int]) -> list[int]:
         """Roll back to the longest cached prefix of ``sequence``; return the tokens to feed next.
@@ -167,7 +180,8 @@ class StatefulLM:
             kept = np.take(state.state.data, np.asarray(self._slots, dtype=np.int64), axis=self._seq_axis)
             state.state = ov.Tensor(np.ascontiguousarray(kept))
         self._slots = list(range(len(self._slots)))
-        self._mask = np.ones(len(self._slots), dtype=np.int64)
+        self._mask_len = len(self._slots)
+        self._mask_buf[: self._mask_len] = 1
 
     # -- inference -----------------------------------------------------------------------------
     def forward(self, new_tokens: Sequence[int], n_logits: int = 1) -> np.ndarray:
@@ -213,22 +227,35 @@ class StatefulLM:
         physical cache slots the new tokens went to."""
         batch, t = len(rows), len(rows[0])
         position = len(self.tokens) + len(self._beam_slots)  # logical position of the first new token
+        self._reserve(max(position, self._mask_len) + t)
         if self.rollback_mode == "mask":
-            first = self._mask.size
-            self._mask = np.concatenate([self._mask, np.ones(t, dtype=np.int64)])
-            attention_mask = self._mask
+            first = self._mask_len
+            self._mask_len += t
+            self._mask_buf[first : self._mask_len] = 1
+            attention_mask = self._mask_buf[: self._mask_len]
         else:
             first = position
-            attention_mask = np.ones(position + t, dtype=np.int64)
+            attention_mask = self._ones[: position + t]
         feed = {"input_ids": np.asarray(rows, dtype=np.int64)}
-        if "attention_mask" in self._inputs:
-            feed["attention_mask"] = np.tile(attention_mask, (batch, 1))
-        if "position_ids" in self._inputs:
-            feed["position_ids"] = np.tile(np.arange(position, position + t, dtype=np.int64), (batch, 1))
-        if "beam_idx" in self._inputs:
-            feed["beam_idx"] = np.asarray(beam_idx, dtype=np.int32)
+        if batch == 1:  # the decoding path: contiguous views, nothing allocated per call
+            if "attention_mask" in self._inputs:
+                feed["attention_mask"] = attention_mask.reshape(1, -1)
+            if "position_ids" in self._inputs:
+                feed["position_ids"] = self._positions[position : position + t].reshape(1, t)
+            if "beam_idx" in self._inputs:
+                feed["beam_idx"] = self._beam0 if beam_idx[0] == 0 else np.asarray(beam_idx, dtype=np.int32)
+        else:
+            if "attention_mask" in self._inputs:
+                feed["attention_mask"] = np.tile(attention_mask, (batch, 1))
+            if "position_ids" in self._inputs:
+                feed["position_ids"] = np.tile(self._positions[position : position + t], (batch, 1))
+            if "beam_idx" in self._inputs:
+                feed["beam_idx"] = np.asarray(beam_idx, dtype=np.int32)
         if LOGITS_TO_KEEP in self._inputs:  # see graph.keep_last_logits: the head runs on n rows only
-            feed[LOGITS_TO_KEEP] = np.array([n_logits], dtype=np.int64)
+            keep = self._keep.get(n_logits)
+            if keep is None:
+                keep = self._keep[n_logits] = np.array([n_logits], dtype=np.int64)
+            feed[LOGITS_TO_KEEP] = keep
         start = self._clock()
         # start_async + wait rather than infer(): measured 1.0 vs 6.4 ms per step on a 2-core CPU
         # (infer() copies inputs into its own tensors and blocks differently); inputs are shared
@@ -247,6 +274,17 @@ class StatefulLM:
         self.stats.tokens_fed += batch * t
         self.stats.infer_s += elapsed
         return logits, list(range(first, first + t))
+
+    def _reserve(self, n: int) -> None:
+        """Make the input buffers hold at least ``n`` positions (doubling, so rarely)."""
+        if n <= self._ones.size:
+            return
+        size = max(n, 2 * self._ones.size)
+        self._ones = np.ones(size, dtype=np.int64)
+        self._positions = np.arange(size, dtype=np.int64)
+        mask = np.zeros(size, dtype=np.int64)
+        mask[: self._mask_len] = self._mask_buf[: self._mask_len]
+        self._mask_buf = mask
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -1,0 +1,496 @@
+"""The measured cost model behind ``draft_tokens="auto"``: pick the draft length that pays, or none.
+
+Whether speculation pays depends on this device: how a verification pass grows with the tokens it
+scores, what a draft step costs, what a rollback costs, and how often drafts are accepted on this
+workload. So the runtime measures all of them:
+
+* **Step costs** (:class:`CostTable`, :func:`calibrate`): each model's pass over 1..K+1 tokens at
+  two context lengths, with that many tokens really in its KV cache, and the rollback after it.
+  Timed once per model files, device, compile properties and rollback mode, then cached on disk
+  (:func:`cache_dir`), so the second load is instant.
+* **Acceptance** (:class:`Acceptance`): per level, the measured chance that drafted token ``j`` is
+  accepted given that tokens ``1..j-1`` were (so bursts count, not only an i.i.d. alpha), kept
+  separately after a fully accepted pass and otherwise, with old passes slowly forgotten. The
+  export's acceptance preview (``manifest.preview``) is the prior.
+* **The choice** (:func:`tokens_per_second`, :class:`AutoDraftLength`): expected tokens per
+  second for every k in 0..K, where k = 0 is the verifier decoding alone; the best is used, and
+  re-chosen every pass. Where k = 0 wins, an optimistic estimate is tried now and then, on a
+  budget of :data:`EXPLORE_SHARE` of the decoding time, so a pair where speculation never pays
+  stays within a few percent of target-only decoding.
+
+Greedy output does not depend on k (verification is lossless), so ``"auto"`` keeps greedy output
+equal to the target's; sampling stays exact too, because k is fixed before each draft.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
+from ov_spec.runtime.stateful import StatefulLM
+
+COST_MODEL_VERSION = 1
+TOKEN_COUNTS = (1, 2, 3, 5, 9, MAX_DRAFT_TOKENS + 1)  # tokens per pass timed; linear in between
+CONTEXTS = (32, 256)  # cached tokens the passes are timed after; linear in between and beyond
+CALIBRATION_BUDGET_S = 2.0  # per model: stop timing larger passes past this and extrapolate
+EXPLORE_SHARE = 0.01  # decoding time that may be lost trying a draft length the model doubts
+PRIOR_STRENGTH = 3.0  # pseudo-passes the preview's acceptance counts for
+DECAY = 0.98  # weight of the past per new pass (memory of ~50 passes)
+DEFAULT_PRIOR = 0.5  # acceptance assumed when the export measured no preview
+DEFAULT_OVERHEAD_S = 2e-4  # the loop's own time per pass until it is measured
+
+
+# -- step costs -----------------------------------------------------------------------------------
+@dataclass
+class CostTable:
+    """Median seconds of one model's pass over ``t`` tokens after ``context`` cached tokens."""
+
+    contexts: list[int]
+    token_counts: list[int]
+    pass_s: list[list[float]]  # [context index][token-count index]
+    rollback_s: list[float]  # [context index]: dropping a few tokens from the cache
+    seconds: float = 0.0  # how long the calibration took
+    key: dict[str, Any] = field(default_factory=dict)  # what it was measured for (see cost_key)
+
+    def __post_init__(self) -> None:
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def pass_costs(self, context: int, t_max: int) -> np.ndarray:
+        """Seconds of a pass over ``t`` tokens for ``t = 0..t_max`` (index 0 is unused, 0.0)."""
+        context = int(context) // 8 * 8  # the decode loop asks every pass: reuse within 8 tokens
+        key = (context, t_max)
+        cached = self._cache.get(key)
+        if cached is None:
+            ts = np.arange(1, t_max + 1, dtype=np.float64)
+            rows = []
+            for row in self.pass_s:
+                counts, ys = np.asarray(self.token_counts, float), np.asarray(row, float)
+                slope = (ys[-1] - ys[-2]) / (counts[-1] - counts[-2]) if len(ys) > 1 else 0.0
+                # Linear between measured counts; past the last one, its slope.
+                rows.append(
+                    np.where(ts > counts[-1], ys[-1] + slope * (ts - counts[-1]), np.interp(ts, counts, ys))
+                )
+            per_t = np.stack(rows)  # [contexts, t_max]
+            out = np.zeros(t_max + 1)
+            out[1:] = [_in_context(self.contexts, per_t[:, i], context) for i in range(t_max)]
+            if len(self._cache) > 256:
+                self._cache.clear()
+            cached = self._cache[key] = out
+        return cached
+
+    def pass_cost(self, tokens: int, context: int) -> float:
+        return float(self.pass_costs(context, tokens)[tokens])
+
+    def rollback_cost(self, context: int) -> float:
+        return _in_context(self.contexts, self.rollback_s, context)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+
+
+def _in_context(contexts: Sequence[int], ys: Sequence[float], context: int) -> float:
+    """Linear in the context length, extrapolated with a non-negative slope past the last point."""
+    if len(contexts) == 1:
+        return float(ys[0])
+    slope = max((ys[-1] - ys[0]) / (contexts[-1] - contexts[0]), 0.0)
+    if context >= contexts[-1]:
+        return float(ys[-1] + slope * (context - contexts[-1]))
+    return float(max(np.interp(context, contexts, ys), 0.0))
+
+
+def calibrate(
+    lm: StatefulLM,
+    contexts: Sequence[int] = CONTEXTS,
+    token_counts: Sequence[int] = TOKEN_COUNTS,
+    budget_s: float = CALIBRATION_BUDGET_S,
+    seed: int = 0,
+) -> CostTable:
+    """Time ``lm``'s passes over each token count after each context (its cache is reset after).
+
+    Each point is the median of a few passes after one warm-up pass; cheap passes get more
+    repeats. Once the model's budget is spent, larger passes are extrapolated from the last two.
+    Uses the model's own rollback mode, so the rollback cost is the one decoding will pay.
+    """
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    rows: list[list[float]] = []
+    rollbacks: list[float] = []
+    try:
+        for context in contexts:
+            lm.reset()
+            lm.forward(rng.integers(3, lm.vocab_size, context).tolist())
+            row: list[float] = []
+            rolls: list[float] = []
+            for t in token_counts:
+                if row and len(row) >= 2 and time.perf_counter() - start > budget_s:
+                    a, b = token_counts[len(row) - 2], token_counts[len(row) - 1]
+                    row.append(row[-1] + (row[-1] - row[-2]) * (t - b) / (b - a))
+                    continue
+                first = _timed_step(lm, t, context)  # warm-up: new shapes pick kernels
+                repeats = 5 if first[0] < 5e-3 else 3 if first[0] < 5e-2 else 1
+                samples = [_timed_step(lm, t, context) for _ in range(repeats)]
+                row.append(statistics.median(s[0] for s in samples))
+                rolls += [s[1] for s in samples]
+            rows.append(row)
+            rollbacks.append(statistics.median(rolls))
+    finally:
+        lm.reset()
+    # A pass over more tokens never costs less: noise on a shared machine must not say otherwise.
+    rows = [np.maximum.accumulate(np.asarray(r)).tolist() for r in rows]
+    return CostTable(list(contexts), list(token_counts), rows, rollbacks, time.perf_counter() - start)
+
+
+def _timed_step(lm: StatefulLM, t: int, context: int) -> tuple[float, float]:
+    """Feed ``t`` tokens after ``context`` cached ones, then roll back: (infer s, rollback s)."""
+    infer, roll = lm.stats.infer_s, lm.stats.rollback_s
+    lm.forward([7] * t, n_logits=t)
+    lm.rollback(context)
+    return lm.stats.infer_s - infer, lm.stats.rollback_s - roll
+
+
+# -- the disk cache -------------------------------------------------------------------------------
+def cost_key(
+    folder: Path, model_path: str, device: str, device_name: str, properties: Mapping[str, Any], rollback: str
+) -> dict[str, Any]:
+    """What a cost table depends on: the model files, device, compile properties, rollback, versions."""
+    import openvino as ov
+
+    files = {}
+    for name in ("openvino_model.xml", "openvino_model.bin"):
+        path = folder / model_path / name
+        st = path.stat() if path.exists() else None
+        files[name] = [st.st_size, st.st_mtime_ns] if st else None
+    return {
+        "version": COST_MODEL_VERSION,
+        "files": files,
+        "device": device,
+        "device_name": device_name,
+        "properties": {str(k): str(v) for k, v in sorted(properties.items())},
+        "rollback": rollback,
+        "openvino": ov.__version__,
+        "cpus": os.cpu_count(),
+        "contexts": list(CONTEXTS),
+        "token_counts": list(TOKEN_COUNTS),
+    }
+
+
+def cache_dir(folder: Path) -> Path:
+    """Where cost tables live: ``FOLDER/.ov_spec/costs`` if writable, else ``$OV_SPEC_CACHE/costs``."""
+    own = folder / ".ov_spec" / "costs"
+    try:
+        own.mkdir(parents=True, exist_ok=True)
+        probe = own / f".probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+        return own
+    except OSError:
+        root = Path(os.environ.get("OV_SPEC_CACHE", "~/.cache/ov_spec")).expanduser()
+        return root / "costs"
+
+
+def _cache_file(folder: Path, name: str, key: Mapping[str, Any]) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    # The fallback cache is shared by every pipeline: the folder's path keeps them apart.
+    where = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:8]
+    return cache_dir(folder) / f"{name}-{where}-{digest}.json"
+
+
+def load_table(folder: Path, name: str, key: Mapping[str, Any]) -> CostTable | None:
+    """The cached table for ``key``, or None (missing, unreadable, or measured for another key)."""
+    path = _cache_file(folder, name, key)
+    try:
+        raw = json.loads(path.read_text())
+        table = CostTable(**raw)
+    except (OSError, ValueError, TypeError):
+        return None
+    return table if table.key == dict(key) else None
+
+
+def save_table(folder: Path, name: str, table: CostTable) -> Path | None:
+    """Write atomically (temp file + rename); a read-only place is not an error."""
+    path = _cache_file(folder, name, table.key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(table.to_dict()))
+        os.replace(tmp, path)
+        return path
+    except OSError:
+        return None
+
+
+# -- acceptance -----------------------------------------------------------------------------------
+class Acceptance:
+    """Measured acceptance of one drafter at one verifier: ``h[j] = P(token j+1 accepted | 1..j were)``.
+
+    Each pass that drafted ``d`` tokens and accepted ``a`` is a trial at positions
+    ``0..min(a, d-1)`` and a success at ``0..a-1``. Counts decay by :data:`DECAY` per pass, so the
+    estimate follows the text. A position with few trials leans on the one before it (bursts: a
+    token after accepted ones is at least as likely accepted), position 0 on the prior.
+    """
+
+    def __init__(self, prior: float, k_max: int = MAX_DRAFT_TOKENS, strength: float = PRIOR_STRENGTH):
+        self.prior = float(min(max(prior, 0.0), 0.99))
+        self.strength = strength
+        self.trials = np.zeros(k_max)
+        self.successes = np.zeros(k_max)
+        self.passes = 0
+        self._h: dict[bool, np.ndarray] = {}  # hazards, until the next update
+
+    def update(self, drafted: int, accepted: int) -> None:
+        if drafted <= 0:
+            return
+        self._h.clear()
+        self.trials *= DECAY
+        self.successes *= DECAY
+        reached = min(accepted + 1, drafted)
+        self.trials[:reached] += 1.0
+        self.successes[:accepted] += 1.0
+        self.passes += 1
+
+    def hazards(self, optimistic: bool = False) -> np.ndarray:
+        """``h[j]`` for j = 0..k_max-1; ``optimistic`` adds one standard error (for exploring)."""
+        if optimistic in self._h:
+            return self._h[optimistic]
+        h = np.empty_like(self.trials)
+        before = self.prior
+        for j in range(h.size):
+            n = self.trials[j] + self.strength
+            mean = (self.successes[j] + self.strength * before) / n
+            # The bonus is not passed on to the next position: it would compound to certainty.
+            h[j] = min(mean + float(np.sqrt(max(mean * (1 - mean), 0.05) / n)), 0.99) if optimistic else mean
+            before = mean
+        self._h[optimistic] = np.minimum(h, 0.995)
+        return self._h[optimistic]
+
+
+def expected_accepted(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For k = 0..K: expected accepted tokens and the chance that all k are accepted."""
+    survive = np.cumprod(h)
+    return np.concatenate([[0.0], np.cumsum(survive)]), np.concatenate([[1.0], survive])
+
+
+@dataclass
+class LevelCosts:
+    """What one iteration of a level costs, in seconds, for the choice of k."""
+
+    verify: np.ndarray  # [K + 2]: verify[t] = the verifier's pass over t tokens (t = k + 1)
+    rollback: float  # the verifier's rollback after a rejection
+    draft_per_token: float  # the drafter's cost per drafted token
+    draft_rollback: float = 0.0  # the drafter's own rollback after a rejection
+    overhead: float = 0.0  # the loop's own time per iteration
+
+
+def tokens_per_second(h: np.ndarray, costs: LevelCosts, k_max: int) -> np.ndarray:
+    """Expected tokens/s of one level for k = 0..k_max (k = 0: the verifier alone)."""
+    expected, all_accepted = expected_accepted(h[:k_max])
+    k = np.arange(k_max + 1)
+    seconds = (
+        costs.verify[k + 1]
+        + (1.0 - all_accepted) * (costs.rollback + costs.draft_rollback)
+        + k * costs.draft_per_token
+        + costs.overhead
+    )
+    return (expected + 1.0) / seconds
+
+
+def best_k(rates: np.ndarray) -> int:
+    """The k with the highest rate; ties go to the shorter draft."""
+    return int(np.argmax(rates))
+
+
+# -- the controller ---------------------------------------------------------------------------------
+class CostModel:
+    """Per pipeline: the cost tables of its models and the acceptance of each drafter, kept across
+    requests (acceptance measured on one request informs the next)."""
+
+    def __init__(
+        self,
+        tables: Callable[[str], CostTable],
+        priors: Mapping[tuple[str, str], float] | None = None,
+        k_max: int = MAX_DRAFT_TOKENS,
+    ) -> None:
+        self._table_of = tables
+        self._tables: dict[str, CostTable] = {}
+        self.priors = dict(priors or {})
+        self.k_max = k_max
+        self.acceptance: dict[tuple, Acceptance] = {}
+        self.overhead: dict[str, float] = {}  # level name -> loop time per iteration (EMA)
+        self.explore_budget: dict[tuple[str, str], list[float]] = {}  # (decode s, lost s)
+
+    def table(self, name: str) -> CostTable:
+        if name not in self._tables:
+            table = self._table_of(name)
+            self._tables[name] = table
+        return self._tables[name]
+
+    def budget(self, verifier: str, drafter: str) -> list[float]:
+        """``[decoding seconds, seconds lost exploring]`` of one verifier/drafter pair."""
+        return self.explore_budget.setdefault((verifier, drafter), [0.0, 0.0])
+
+    def acceptance_of(self, verifier: str, drafter: str, greedy: bool, state: Any) -> Acceptance:
+        key = (verifier, drafter, greedy, state)
+        if key not in self.acceptance:
+            prior = self.priors.get((verifier, drafter), DEFAULT_PRIOR)
+            if isinstance(state, tuple) and state and state[0] == "ngram":
+                prior = ngram_prior(state[1], state[2])
+            if not greedy:  # sampling accepts less often than greedy agreement suggests
+                prior *= 0.8
+            self.acceptance[key] = Acceptance(prior, self.k_max)
+        return self.acceptance[key]
+
+
+def ngram_prior(match_length: int, recent: bool) -> float:
+    """A weak prior for prompt lookup: longer and more recent matches are accepted more often."""
+    return min(0.15 + 0.15 * (match_length - 1) + (0.1 if recent else 0.0), 0.7)
+
+
+def preview_priors(manifest: Any) -> dict[tuple[str, str], float]:
+    """Acceptance priors from the export's preview: each draft vs its level above and vs the target."""
+    preview = getattr(manifest, "preview", None) or {}
+    entries = preview.get("models", {}) if isinstance(preview, Mapping) else {}
+    levels = manifest.by_level()
+    out: dict[tuple[str, str], float] = {}
+    for m in levels[1:]:
+        entry = entries.get(m.name, {})
+        above = levels[m.level - 1].name
+        if isinstance(entry.get("vs_level_above"), (int, float)):
+            out[(above, m.name)] = float(entry["vs_level_above"])
+        if isinstance(entry.get("vs_target"), (int, float)):
+            out.setdefault((levels[0].name, m.name), float(entry["vs_target"]))
+    return out
+
+
+@dataclass
+class Choice:
+    """What the controller decided for one pass."""
+
+    k: int
+    rate: float  # predicted tokens/s at k
+    base: float  # predicted tokens/s of the verifier alone (k = 0)
+    costs: LevelCosts | None = None
+    explore: bool = False
+
+
+class AutoDraftLength:
+    """``draft_tokens="auto"`` for one level: the draft length of each pass, from the cost model.
+
+    Same interface as :class:`ov_spec.runtime.speculator.DraftLength` (``choose``, ``update``,
+    ``reset``), plus :meth:`rate`, the level's predicted tokens/s, which the level above turns into
+    this level's cost per token when it drafts with it.
+    """
+
+    adaptive = False
+
+    def __init__(
+        self,
+        model: CostModel,
+        verifier: str,
+        drafter: str,
+        drafter_cost: Callable[[int], tuple[float, float]],
+        greedy: bool,
+        bucket: Callable[[Sequence[int]], tuple[str, int, bool] | None] | None = None,
+    ) -> None:
+        self.cost_model = model
+        self.verifier = verifier
+        self.drafter = drafter
+        self._drafter_cost = drafter_cost  # context -> (seconds per drafted token, its rollback s)
+        self.greedy = greedy
+        self._bucket = bucket  # prompt lookup: ("ngram", match length, recent) of the next proposal
+        self.k_max = model.k_max
+        self.reset()
+
+    def reset(self) -> None:
+        self.k = 0
+        self._prev_full = False
+        self._state: Any = None
+        self._last_bucket: tuple[str, int, bool] = ("ngram", 1, True)  # prompt lookup's last match
+        self._choice: Choice | None = None
+        self.first: Choice | None = None  # the choice of the first decoding pass
+        self.explored = 0  # passes that tried a draft length the model doubted
+        self.passes = 0
+
+    def costs(self, context: int) -> LevelCosts:
+        table = self.cost_model.table(self.verifier)
+        per_token, draft_rollback = self._drafter_cost(context)
+        return LevelCosts(
+            verify=table.pass_costs(context, self.k_max + 1),
+            rollback=table.rollback_cost(context),
+            draft_per_token=per_token,
+            draft_rollback=draft_rollback,
+            overhead=self.cost_model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S),
+        )
+
+    def rates(self, context: int, state: Any, optimistic: bool = False) -> np.ndarray:
+        acc = self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, state)
+        return tokens_per_second(acc.hazards(optimistic), self.costs(context), self.k_max)
+
+    def rate(self, context: int) -> float:
+        """This level's best predicted tokens/s at ``context`` (for the level above's choice)."""
+        state = (*self._last_bucket, self._prev_full) if self._bucket is not None else (self._prev_full,)
+        return float(self.rates(context, state).max())
+
+    def choose(self, sequence: Sequence[int]) -> int:
+        """The draft length of the next pass (0 = the verifier decodes alone)."""
+        context = len(sequence)
+        bucket = self._bucket(sequence) if self._bucket is not None else None
+        costs = self.costs(context)
+        base = float(1.0 / (costs.verify[1] + costs.overhead))
+        if bucket is not None and bucket[1] == 0:  # prompt lookup has nothing to copy
+            self._state, self._choice = None, Choice(0, base, base, costs)
+            self.k = 0
+            return 0
+        if bucket is not None:
+            self._last_bucket = bucket
+        self._state = (*bucket, self._prev_full) if bucket is not None else (self._prev_full,)
+        acc = self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, self._state)
+        rates = tokens_per_second(acc.hazards(), costs, self.k_max)
+        k = best_k(rates)
+        choice = Choice(k, float(rates[k]), base, costs)
+        if k == 0:
+            hopeful = tokens_per_second(acc.hazards(optimistic=True), costs, self.k_max)
+            k_up = best_k(hopeful)
+            decode_s, lost_s = self.cost_model.budget(self.verifier, self.drafter)
+            # What one try may lose: its time beyond what its tokens would cost the verifier alone.
+            loss = (k_up + 1) * (1.0 / rates[k_up] - 1.0 / base) if k_up else 0.0
+            if k_up and lost_s + max(loss, 0.0) <= EXPLORE_SHARE * decode_s:
+                choice = Choice(k_up, float(rates[k_up]), base, costs, explore=True)
+        self._choice = choice
+        if self.first is None:
+            self.first = choice
+        self.k = choice.k
+        return choice.k
+
+    def update(self, drafted: int, accepted: int, seconds: float = 0.0, emitted: int = 0) -> None:
+        """After a pass: learn acceptance, the loop's own overhead, and what exploring cost."""
+        choice, self._choice = self._choice, None
+        if choice is None:
+            return
+        self.passes += 1
+        if drafted > 0 and self._state is not None:
+            self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, self._state).update(
+                drafted, accepted
+            )
+        costs = choice.costs
+        if costs is not None and seconds > 0:
+            modelled = costs.verify[drafted + 1] + drafted * costs.draft_per_token
+            if accepted < drafted:
+                modelled += costs.rollback + costs.draft_rollback
+            old = self.cost_model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S)
+            self.cost_model.overhead[self.verifier] = max(0.9 * old + 0.1 * (seconds - modelled), 0.0)
+        budget = self.cost_model.budget(self.verifier, self.drafter)
+        budget[0] += seconds
+        if choice.explore:
+            self.explored += 1
+            budget[1] += max(seconds - emitted / choice.base, 0.0)
+        self._prev_full = drafted > 0 and accepted == drafted

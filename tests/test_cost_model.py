@@ -1,0 +1,237 @@
+"""The cost model behind draft_tokens="auto": its choice on synthetic cost tables, its disk cache,
+and (on the tiny pairs) that greedy output under "auto" is still the target's.
+
+The synthetic tables are shaped like measurements on this project's machines (issue 12): a
+compute-bound 1.1B target whose pass grows with the tokens it scores and a draft at a quarter of
+its cost (speculation never pays), and a memory-bound target with a cheap draft (it pays).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import ov_spec
+from ov_spec.runtime import cost_model as cm
+from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
+
+K = MAX_DRAFT_TOKENS
+
+
+def table(t1: float, per_token: float, rollback: float = 0.0, context_growth: float = 0.0) -> cm.CostTable:
+    """A cost table whose pass costs ``t1 + per_token * (t - 1)`` (x (1 + growth) at the long context)."""
+    rows = [[(t1 + per_token * (t - 1)) * (1 + g) for t in cm.TOKEN_COUNTS] for g in (0.0, context_growth)]
+    return cm.CostTable(list(cm.CONTEXTS), list(cm.TOKEN_COUNTS), rows, [rollback, rollback])
+
+
+def rates(target: cm.CostTable, draft_s: float, alpha: float, context: int = 100) -> np.ndarray:
+    costs = cm.LevelCosts(
+        verify=target.pass_costs(context, K + 1),
+        rollback=target.rollback_cost(context),
+        draft_per_token=draft_s,
+    )
+    return cm.tokens_per_second(np.full(K, alpha), costs, K)
+
+
+def test_speculation_never_pays_picks_zero():
+    # 1.1B int8 on 2 cores: 1 token 80 ms, each extra token ~27 ms; draft 17 ms/token; alpha 0.33.
+    target = table(0.080, 0.027, rollback=0.004)
+    r = rates(target, draft_s=0.0168, alpha=0.33)
+    assert cm.best_k(r) == 0
+    # Even at 45% acceptance the compute-bound target makes every k lose...
+    assert cm.best_k(rates(target, draft_s=0.0168, alpha=0.45)) == 0
+    # ...while a free draft with near-certain acceptance would still pay on it.
+    assert cm.best_k(rates(target, draft_s=0.0, alpha=0.95)) > 0
+
+
+def test_cheap_draft_and_high_acceptance_picks_speculation():
+    # Memory-bound target: 5 tokens cost 1.1x one token; a draft at 3% of a target step.
+    target = table(0.030, 0.00075, rollback=0.0005)
+    r = rates(target, draft_s=0.001, alpha=0.8)
+    k = cm.best_k(r)
+    assert k >= 3 and r[k] > 2.0 * r[0]
+    # The analytic model (background.md) agrees on the gain at this k within the overhead terms.
+    alpha, c = 0.8, 0.001 / 0.030
+    expected = (1 - alpha ** (k + 1)) / (1 - alpha) / (k * c + 1 + (k * 0.00075) / 0.030)
+    assert r[k] / r[0] == pytest.approx(expected, rel=0.1)
+
+
+def test_longer_context_and_costlier_rollback_shorten_the_draft():
+    cheap = cm.best_k(rates(table(0.030, 0.002, rollback=0.0), draft_s=0.002, alpha=0.7))
+    dear = cm.best_k(rates(table(0.030, 0.002, rollback=0.040), draft_s=0.002, alpha=0.7))
+    assert 0 < dear <= cheap
+
+
+def test_bursty_acceptance_beats_iid():
+    """The same mean acceptance, in bursts (accepted runs are long), makes longer drafts pay."""
+    iid, bursty = cm.Acceptance(0.5), cm.Acceptance(0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        d = 8
+        iid_acc = int(np.argmin(np.append(rng.random(d) < 0.6, False)))  # first failure
+        iid.update(d, iid_acc)
+        bursty.update(d, d if rng.random() < 0.55 else 0)  # all or nothing
+    target = table(0.030, 0.002)
+    costs = cm.LevelCosts(verify=target.pass_costs(100, K + 1), rollback=0.0, draft_per_token=0.002)
+    k_iid = cm.best_k(cm.tokens_per_second(iid.hazards(), costs, K))
+    k_bursty = cm.best_k(cm.tokens_per_second(bursty.hazards(), costs, K))
+    assert k_bursty > k_iid > 0
+    h = bursty.hazards()
+    assert h[0] == pytest.approx(0.55, abs=0.08) and h[3] > 0.9  # once accepted, the rest follows
+
+
+def test_pass_costs_interpolate_and_extrapolate():
+    t = table(0.010, 0.001, rollback=0.002, context_growth=1.0)
+    short, long_ = cm.CONTEXTS
+    assert t.pass_cost(1, short) == pytest.approx(0.010)
+    assert t.pass_cost(4, short) == pytest.approx(0.013)  # between measured counts 3 and 5
+    assert t.pass_cost(1, long_) == pytest.approx(0.020)
+    assert t.pass_cost(1, 2 * long_ - short) == pytest.approx(0.030)  # linear past the last context
+    assert t.pass_costs(short, K + 5)[K + 5] == pytest.approx(0.010 + 0.001 * (K + 4))
+
+
+def controller(target: cm.CostTable, draft_s: float, prior: float) -> cm.AutoDraftLength:
+    model = cm.CostModel(lambda name: target, {("target", "draft"): prior})
+    return cm.AutoDraftLength(model, "target", "draft", lambda ctx: (draft_s, 0.0), greedy=True)
+
+
+def test_controller_learns_that_drafts_fail_and_stops_drafting():
+    auto = controller(table(0.030, 0.0008), draft_s=0.003, prior=0.8)
+    seq = list(range(50))
+    assert auto.choose(seq) > 0  # the preview's prior says it pays
+    for _ in range(60):
+        k = auto.choose(seq)
+        auto.update(k, 0, seconds=0.0302 + k * 0.0038, emitted=1)
+    assert auto.choose(seq) == 0
+
+
+def test_controller_explores_sparingly_when_zero_is_chosen():
+    """A pair that never pays: exploration stays within EXPLORE_SHARE of the decoding time."""
+    target = table(0.080, 0.027, rollback=0.004)
+    auto = controller(target, draft_s=0.0168, prior=0.45)
+    seq = list(range(50))
+    spent = lost = 0.0
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        k = auto.choose(seq)
+        seconds = target.pass_cost(k + 1, 50) + k * 0.0168 + (0.004 if k else 0.0)
+        emitted = 1 + int(k > 0 and rng.random() < 0.3)
+        auto.update(k, emitted - 1, seconds=seconds, emitted=emitted)
+        spent += seconds
+        lost += max(seconds - emitted * 0.080, 0.0)
+    assert auto.explored >= 1  # it did look
+    assert lost <= cm.EXPLORE_SHARE * spent + 0.3  # and the looking cost about 1% (one try of slack)
+
+
+def test_ngram_buckets_are_learned_separately():
+    model = cm.CostModel(lambda name: table(0.030, 0.0008))
+    buckets = iter([("ngram", 3, True), ("ngram", 1, False)] * 200)
+    current = {}
+
+    def bucket(seq):
+        current["b"] = next(buckets)
+        return current["b"]
+
+    auto = cm.AutoDraftLength(model, "target", "ngram", lambda ctx: (0.0, 0.0), greedy=True, bucket=bucket)
+    seq = list(range(40))
+    for _ in range(200):
+        k = auto.choose(seq)
+        good = current["b"][1] == 3
+        auto.update(k, k if good else 0, seconds=0.03, emitted=(k + 1) if good else 1)
+    # (Buckets alternate, so the good one always follows a rejected pass and the bad one a full one.)
+    assert model.acceptance[("target", "ngram", True, ("ngram", 3, True, False))].hazards()[0] > 0.8
+    assert model.acceptance[("target", "ngram", True, ("ngram", 1, False, True))].hazards()[0] < 0.2
+    # A lookup that found nothing drafts nothing.
+    auto2 = cm.AutoDraftLength(
+        model, "target", "ngram", lambda ctx: (0.0, 0.0), True, lambda s: ("ngram", 0, False)
+    )
+    assert auto2.choose(seq) == 0
+
+
+# -- the disk cache, on the random pair --------------------------------------------------------------
+@pytest.fixture()
+def private_pipeline(random_pipeline, tmp_path):
+    folder = tmp_path / "pipe"
+    shutil.copytree(random_pipeline, folder, ignore=shutil.ignore_patterns(".ov_spec"))
+    return folder
+
+
+def test_cost_cache_hit_on_second_load(private_pipeline, monkeypatch):
+    pipe = ov_spec.load(private_pipeline)
+    first = pipe.calibrate()
+    assert all(t.seconds > 0 for t in first.values())
+    files = sorted((private_pipeline / ".ov_spec" / "costs").glob("*.json"))
+    assert len(files) == 2  # target and draft1
+
+    calls = []
+    monkeypatch.setattr(cm, "calibrate", lambda *a, **k: calls.append(a) or first["target"])
+    again = ov_spec.load(private_pipeline).calibrate()
+    assert calls == []  # served from disk, nothing timed
+    assert again["target"].pass_s == first["target"].pass_s
+    result = ov_spec.load(private_pipeline).generate([5, 6, 7], max_new_tokens=4)
+    assert result.metrics.auto is not None and result.metrics.auto.calibration_s == 0.0
+
+
+def test_cost_cache_invalidated_by_device_properties_and_files(private_pipeline, monkeypatch):
+    ov_spec.load(private_pipeline).calibrate()
+    timed: list[str] = []
+    real = cm.calibrate
+
+    def counting(lm, *a, **k):
+        timed.append(lm.name)
+        return real(lm, *a, **k)
+
+    monkeypatch.setattr(cm, "calibrate", counting)
+    # Other compile properties on one model: only that model is timed again.
+    ov_spec.load(private_pipeline, property_overrides=["draft1.INFERENCE_PRECISION_HINT=f32"]).calibrate()
+    assert timed == ["draft1"]
+    # Same properties again: cached now.
+    timed.clear()
+    ov_spec.load(private_pipeline, property_overrides=["draft1.INFERENCE_PRECISION_HINT=f32"]).calibrate()
+    assert timed == []
+    # Another rollback mode costs differently.
+    ov_spec.load(private_pipeline, rollback="mask").calibrate()
+    assert sorted(timed) == ["draft1", "target"]
+    # Another device: the key changes with the device name (only CPU exists here, so check the key).
+    pipe = ov_spec.load(private_pipeline)
+    key = cm.cost_key(private_pipeline, "target", "CPU", "cpu-a", {}, "trim")
+    assert key != cm.cost_key(private_pipeline, "target", "GPU", "cpu-a", {}, "trim")
+    assert key != cm.cost_key(private_pipeline, "target", "CPU", "cpu-b", {}, "trim")
+    # Re-exported weights (new files) invalidate too.
+    timed.clear()
+    weights = private_pipeline / "target" / "openvino_model.bin"
+    weights.write_bytes(weights.read_bytes())  # same bytes, new file time
+    ov_spec.load(private_pipeline).calibrate()
+    assert timed == ["target"]
+    assert pipe is not None
+
+
+def test_cost_cache_falls_back_when_the_folder_is_read_only(private_pipeline, tmp_path, monkeypatch):
+    monkeypatch.setenv("OV_SPEC_CACHE", str(tmp_path / "cache"))
+    real_mkdir = type(private_pipeline).mkdir
+
+    def mkdir(self, *a, **k):
+        if ".ov_spec" in self.parts:
+            raise PermissionError("read-only")
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(type(private_pipeline), "mkdir", mkdir)
+    assert cm.cache_dir(private_pipeline) == tmp_path / "cache" / "costs"
+    ov_spec.load(private_pipeline).calibrate()
+    assert len(list((tmp_path / "cache" / "costs").glob("*.json"))) == 2
+
+
+def test_auto_reports_its_choice_in_metrics(random_pipeline):
+    pipe = ov_spec.load(random_pipeline)
+    m = pipe.generate([5, 6, 7, 8], max_new_tokens=12).metrics
+    assert m.draft_tokens == "auto" and m.auto is not None
+    assert m.auto.chain == ["target", "draft1"]
+    assert len(m.auto.first_k) == len(m.auto.mean_k) == 1
+    assert m.auto.predicted_tokens_per_s > 0 and m.auto.measured_tokens_per_s > 0
+    fixed = pipe.generate([5, 6, 7, 8], max_new_tokens=12, draft_tokens=3).metrics
+    assert fixed.draft_tokens == [3] and fixed.auto is None
+    d = m.to_dict()
+    assert json.loads(json.dumps(d))["auto"]["chain"] == ["target", "draft1"]
