@@ -197,3 +197,126 @@ def test_cli_user_errors(random_pipeline, args, needles):
 
 def test_cli_not_a_pipeline(tmp_path: Path):
     assert_user_error(run_cli(str(tmp_path), "--prompt", "x"), "not an ov_spec pipeline")
+
+
+# -- issue 14: one draft-length rule, damaged folders, messages ----------------------------------------
+@pytest.mark.parametrize("k", [0, 17, 100, -1, 2.5, "five"])
+def test_draft_tokens_bound_is_one_rule_for_generate_cli_and_bench(pipe, random_pipeline, k):
+    from ov_spec.bench.config import BenchConfig
+    from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
+
+    with pytest.raises(UserError) as api:
+        pipe.generate("def f():", max_new_tokens=4, draft_tokens=k)
+    with pytest.raises(UserError) as bench:
+        BenchConfig.load(overrides={"pipelines": [str(random_pipeline)], "draft_tokens": [k]})
+    if isinstance(k, int):  # (the bench's file reader rejects other types first, in its own words)
+        assert str(api.value) == str(bench.value)  # the same rule, word for word
+    assert f"1..{MAX_DRAFT_TOKENS}" in str(api.value) or "use_draft=False" in str(api.value)
+    if k == 0:
+        assert "use_draft=False" in str(api.value) and "auto" in str(api.value)
+    with pytest.raises(UserError):
+        pipe.generate("def f():", max_new_tokens=4, draft_tokens=[4, k] if k != "five" else [k])
+
+
+def test_draft_tokens_at_the_bound_and_auto_are_accepted(pipe):
+    from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
+
+    assert pipe.generate([5, 6, 7], max_new_tokens=3, draft_tokens=MAX_DRAFT_TOKENS).token_ids
+    assert pipe.generate([5, 6, 7], max_new_tokens=3, draft_tokens="auto").metrics.draft_tokens == "auto"
+
+
+@pytest.mark.parametrize(("k", "needle"), [("100", "1..16"), ("0", "--no-draft")])
+def test_cli_draft_tokens_out_of_range(random_pipeline, k, needle):
+    assert_user_error(run_cli(str(random_pipeline), "--prompt", "x", "--draft-tokens", k), needle)
+
+
+def test_cli_json_reports_the_auto_choice(random_pipeline):
+    proc = run_cli(str(random_pipeline), "--prompt", "def f(x):", "--max-new-tokens", "6", "--json")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout)["metrics"]
+    assert metrics["draft_tokens"] == "auto"
+    assert set(metrics["auto"]) >= {"chain", "first_k", "predicted_tokens_per_s", "measured_tokens_per_s"}
+
+
+def test_constants_have_one_definition():
+    from ov_spec.bench import config, speed, speed_model
+    from ov_spec.runtime import limits, stateful
+
+    assert config.ROLLBACK_MODES is stateful.ROLLBACK_MODES is limits.ROLLBACK_MODES
+    assert range(1, limits.MAX_DRAFT_TOKENS + 1) == speed.K_RANGE
+    assert speed_model.best_k(0.999, 0.0) == limits.MAX_DRAFT_TOKENS
+
+
+def test_chain_length_mismatch_message(pipe):
+    with pytest.raises(UserError) as err:
+        pipe.generate("def f():", draft_tokens=[2, 2])
+    message = str(err.value)
+    assert "1 verifying level " in message and "levels" not in message.split("has")[1].split("(")[0]
+    assert "pass one length per verifying level" in message
+
+
+def test_levels_are_the_verifying_levels_and_name_their_drafter(pipe):
+    m = pipe.generate([5, 6, 7, 8], max_new_tokens=8, draft_tokens=2).metrics
+    assert [lv.name for lv in m.levels] == ["target"]  # the lowest drafter verifies nothing
+    assert m.levels[0].drafter == "draft1"
+
+
+def test_prompt_lookup_time_is_draft_time(pipe):
+    from ov_spec.runtime import proposers
+
+    slow = proposers.NgramProposer._lookup
+
+    def lookup(self, seq, k):  # a measurable search
+        import time
+
+        time.sleep(0.002)
+        return slow(self, seq, k)
+
+    proposers.NgramProposer._lookup = lookup
+    try:
+        m = pipe.generate([5, 6, 5, 6, 5, 6, 5], max_new_tokens=12, models=["target"], ngram=True,
+                          draft_tokens=4).metrics  # fmt: skip
+    finally:
+        proposers.NgramProposer._lookup = slow
+    assert m.draft_s >= 0.002 * m.target_passes  # no draft model, yet the search is drafting
+    assert abs(m.draft_s + m.target_s + m.rollback_s + m.other_s - m.total_s) < 1e-6
+
+
+def test_mean_draft_length_is_one_definition(pipe):
+    """Passes where prompt lookup found nothing count as 0 in both the runtime and the bench."""
+    from ov_spec.bench.measure import Record
+    from ov_spec.bench.stats import Summary, _pool_ov_spec
+    from ov_spec.bench.sweep import Case
+
+    result = pipe.generate([9, 8, 7, 6, 5, 9, 8, 40, 41], max_new_tokens=24, models=["target"], ngram=True,
+                           draft_tokens=4)  # fmt: skip
+    level = result.metrics.levels[0]
+    assert level.draft_lengths.get(0, 0) > 0  # some passes drafted nothing
+    assert sum(level.draft_lengths.values()) == level.passes
+    assert level.mean_draft_length == pytest.approx(level.drafted / level.passes)
+    case = Case(variant="v", engine="ov_spec", chain=("target",), devices=("CPU",), k=4, ngram=True)
+    summary = Summary(case)
+    _pool_ov_spec(summary, [Record(case.id, 0, 0, generated=24, metrics=result.metrics.to_dict())])
+    assert summary.levels[0].mean_draft_length == pytest.approx(level.mean_draft_length)
+
+
+def test_damaged_weights_are_one_line_naming_the_file(random_pipeline, tmp_path):
+    import shutil
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(random_pipeline, folder, ignore=shutil.ignore_patterns(".ov_spec"))
+    weights = folder / "draft1" / "openvino_model.bin"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(UserError, match="draft1/openvino_model.bin"):
+        ov_spec.load(folder)
+    assert_user_error(run_cli(str(folder), "--prompt", "x"), "draft1/openvino_model.bin", "re-export")
+
+
+def test_unreadable_ir_is_one_line(random_pipeline, tmp_path):
+    import shutil
+
+    folder = tmp_path / "bad-xml"
+    shutil.copytree(random_pipeline, folder, ignore=shutil.ignore_patterns(".ov_spec"))
+    xml = folder / "target" / "openvino_model.xml"
+    xml.write_text(xml.read_text()[:200])
+    assert_user_error(run_cli(str(folder), "--prompt", "x"), "target/openvino_model.xml")

@@ -39,7 +39,7 @@ def check_draft_length(k: int | str, allow_auto: bool = True) -> int | str:
             raise UserError(
                 f"draft_tokens must be 'auto' or a whole number in 1..{MAX_DRAFT_TOKENS}, got {k!r}"
             )
-    if isinstance(k, bool) or int(k) != k:
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or int(k) != k:
         raise UserError(f"draft_tokens must be a whole number in 1..{MAX_DRAFT_TOKENS}, got {k!r}")
     k = int(k)
     if k == 0:
@@ -57,8 +57,8 @@ def check_draft_length(k: int | str, allow_auto: bool = True) -> int | str:
 
 def check_draft_tokens(value: DraftTokens) -> list[int | str] | int | str:
     """Validate ``draft_tokens``: ``"auto"``, one length, or one per verifying level."""
-    if isinstance(value, (str, int)):
-        return check_draft_length(value)
+    if isinstance(value, (str, int, float)) or not isinstance(value, Sequence):
+        return check_draft_length(value)  # type: ignore[arg-type]
     items = list(value)
     if not items:
         raise UserError("draft_tokens lists no lengths; pass 'auto', one length, or one per verifying level")
