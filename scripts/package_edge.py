@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Package an exported ov_spec pipeline for an edge box that has only OpenVINO (no torch).
 
-    python scripts/package_edge.py PIPELINE_FOLDER --output DIR [--force] [--wheel FILE]
+    python scripts/package_edge.py PIPELINE_FOLDER --output DIR [--force] [--wheel FILE] [--serve]
 
 DIR then holds everything the box needs, and nothing it does not:
 
     pipeline/               the pipeline folder (models, tokenizer IRs, ov_spec.json)
     ov_spec-*.whl           ov_spec itself, built from this checkout (``pip wheel --no-deps``)
     requirements-edge.txt   openvino, openvino-tokenizers, numpy (+ jinja2 for chat templates),
-                            pinned to the versions installed here, where the pipeline was tested
+                            pinned to the versions installed here, where the pipeline was tested;
+                            with --serve also the `serve` extra (FastAPI, uvicorn) for the
+                            OpenAI-compatible server `python -m ov_spec.serve`
     edge_run.py             the runner (answers prompts from a file or stdin)
     devices.toml            example device placement, one entry per model (devices.json: same,
                             for Python 3.10, whose standard library cannot read TOML)
@@ -40,6 +42,8 @@ from ov_spec.manifest import Manifest
 RUNNER = Path(__file__).resolve().with_name("edge_run.py")
 # What the runtime imports (see pyproject.toml [project].dependencies); nothing from [export].
 RUNTIME_REQUIREMENTS = ("openvino", "openvino-tokenizers", "numpy")
+# The `serve` extra (pyproject.toml) and the web libraries ov_spec.serve imports directly.
+SERVE_REQUIREMENTS = ("fastapi", "starlette", "pydantic", "uvicorn")
 # Files that mark a folder as a package this script wrote (so --force never deletes anything else).
 MARKERS = ("requirements-edge.txt", "README.txt")
 PIPELINE_DIR = "pipeline"
@@ -63,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="use this ov_spec wheel instead of building one from the checkout",
     )
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="also install the OpenAI-compatible server (`python -m ov_spec.serve`: FastAPI, uvicorn)",
+    )
     return p
 
 
@@ -79,17 +88,22 @@ def check_output(out: Path, force: bool) -> None:
         raise UserError(f"{out} exists and is not an edge package; refusing to replace it with --force")
 
 
-def pinned_requirements(manifest: Manifest) -> list[str]:
+def pinned_requirements(manifest: Manifest, serve: bool = False) -> list[str]:
     """``name==version`` for each runtime dependency, as installed here (the tested combination)."""
     names = list(RUNTIME_REQUIREMENTS)
     if manifest.tokenizer.get("chat_template"):
         names.append("jinja2")  # the runtime renders chat templates with it (edge_run.py --chat)
+    if serve:
+        names += SERVE_REQUIREMENTS
     lines = []
     for name in names:
         try:
             lines.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
-            raise UserError(f"{name} is not installed here; install ov_spec's runtime first") from None
+            extra = (
+                " with the serve extra (pip install 'ov_spec[serve]')" if name in SERVE_REQUIREMENTS else ""
+            )
+            raise UserError(f"{name} is not installed here; install ov_spec's runtime{extra} first") from None
     return lines
 
 
@@ -174,7 +188,23 @@ def device_toml(manifest: Manifest) -> str:
     return "\n".join(lines) + "\n"
 
 
-def readme(manifest: Manifest, wheel: Path, requirements: list[str]) -> str:
+def serve_section(manifest: Manifest) -> str:
+    """README.txt's serving step (only for packages made with --serve)."""
+    return f"""
+5. Serve over the OpenAI HTTP API (this package includes the server):
+
+     .venv/bin/python -m ov_spec.serve pipeline --devices devices.toml --port 8000
+     curl http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json' \\
+          -d '{{"model": "pipeline", "prompt": "def fibonacci(n):", "max_tokens": 32}}'
+
+   It listens on 127.0.0.1 only; to serve the network add --host 0.0.0.0 and an API key
+   (--api-key KEY or OV_SPEC_API_KEY=KEY; clients send `Authorization: Bearer KEY`).
+   --workers N loads N copies of the pipeline ({len(manifest.models)} model(s)) for N requests at a time;
+   GET /health is 200 once they are compiled, GET /metrics has Prometheus metrics.
+"""
+
+
+def readme(manifest: Manifest, wheel: Path, requirements: list[str], serve: bool = False) -> str:
     """Instructions for the person at the edge box, with this package's own names filled in."""
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
     models = "\n".join(
@@ -227,14 +257,17 @@ Runtime requirements (pinned to what this package was tested with, on Python {py
    error naming the devices it has. NPU compiles static shapes through NPUW; its limits are set
    with NPUW_LLM_* properties (see ov_spec's README).
 
+{serve_section(manifest) if serve else ""}
 Errors (missing folder, unknown device, unreadable prompt file) print one line to stderr
 and exit with code 2.
 """
 
 
 # --- the command ------------------------------------------------------------------------------
-def package(folder: Path, out: Path, force: bool = False, wheel: Path | None = None) -> Path:
-    """Write the edge package for ``folder`` to ``out``; return ``out``."""
+def package(
+    folder: Path, out: Path, force: bool = False, wheel: Path | None = None, serve: bool = False
+) -> Path:
+    """Write the edge package for ``folder`` to ``out``; return ``out``. ``serve`` adds the HTTP server."""
     manifest = Manifest.read(folder)  # a missing or invalid pipeline fails here, before any copying
     out = out.expanduser().absolute()
     check_output(out, force)
@@ -242,7 +275,7 @@ def package(folder: Path, out: Path, force: bool = False, wheel: Path | None = N
         raise UserError(f"--output {out} is inside the pipeline folder; choose a folder outside it")
     if wheel is not None:
         check_wheel(wheel)
-    requirements = pinned_requirements(manifest)
+    requirements = pinned_requirements(manifest, serve)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -250,14 +283,16 @@ def package(folder: Path, out: Path, force: bool = False, wheel: Path | None = N
         shutil.copytree(folder, staging / PIPELINE_DIR)
         built = Path(shutil.copy2(wheel, staging / wheel.name)) if wheel else build_wheel(staging)
         header = [
-            "# Runtime-only requirements of ov_spec, pinned to the versions this package was tested with.",
+            "# Runtime-only requirements of ov_spec"
+            + (" and its serve extra" if serve else "")
+            + ", pinned to the versions this package was tested with.",
             f"# Then: pip install --no-deps ./{built.name}",
         ]
         (staging / "requirements-edge.txt").write_text("\n".join(header + requirements) + "\n")
         shutil.copy2(RUNNER, staging / RUNNER.name)
         (staging / "devices.toml").write_text(device_toml(manifest))
         (staging / "devices.json").write_text(json.dumps(device_config(manifest), indent=2) + "\n")
-        (staging / "README.txt").write_text(readme(manifest, built, requirements))
+        (staging / "README.txt").write_text(readme(manifest, built, requirements, serve))
         if out.exists():  # --force, checked above to be an earlier package
             shutil.rmtree(out)
         staging.rename(out)
@@ -269,7 +304,7 @@ def package(folder: Path, out: Path, force: bool = False, wheel: Path | None = N
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out = package(args.folder, args.output, args.force, args.wheel)
+    out = package(args.folder, args.output, args.force, args.wheel, args.serve)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"edge package written to {out} ({size / 2**20:.1f} MiB); see {out / 'README.txt'}")
     return 0

@@ -539,3 +539,25 @@ def test_cli_serves_with_api_key_from_env(random_pipeline, monkeypatch):
         client = openai.OpenAI(base_url=url + "/v1", api_key="from-env")
         out = client.completions.create(model=Path(random_pipeline).name, prompt="def f(x):", max_tokens=5)
         assert out.usage.completion_tokens == 5
+
+
+def test_edge_package_with_the_server(random_pipeline, tmp_path):
+    import importlib.util
+    from importlib import metadata
+
+    spec = importlib.util.spec_from_file_location(
+        "package_edge", Path(__file__).parents[1] / "scripts" / "package_edge.py"
+    )
+    package_edge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package_edge)
+    wheel = tmp_path / "ov_spec-0.1.0-py3-none-any.whl"  # not installed here: only copied
+    wheel.write_bytes(b"")
+    plain = package_edge.package(random_pipeline, tmp_path / "plain", wheel=wheel)
+    served = package_edge.package(random_pipeline, tmp_path / "served", wheel=wheel, serve=True)
+    plain_reqs = (plain / "requirements-edge.txt").read_text()
+    reqs = (served / "requirements-edge.txt").read_text()
+    for name in ("fastapi", "uvicorn"):
+        assert f"{name}=={metadata.version(name)}" in reqs.splitlines()
+        assert name not in plain_reqs
+    assert "python -m ov_spec.serve pipeline" in (served / "README.txt").read_text()
+    assert "ov_spec.serve" not in (plain / "README.txt").read_text()
