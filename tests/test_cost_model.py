@@ -53,7 +53,7 @@ def test_cheap_draft_and_high_acceptance_picks_speculation():
     r = rates(target, draft_s=0.001, alpha=0.8)
     k = cm.best_k(r)
     assert k >= 3 and r[k] > 2.0 * r[0]
-    # The analytic model (background.md) agrees on the gain at this k within the overhead terms.
+    # The analytic model (docs/method.md) agrees on the gain at this k within the overhead terms.
     alpha, c = 0.8, 0.001 / 0.030
     expected = (1 - alpha ** (k + 1)) / (1 - alpha) / (k * c + 1 + (k * 0.00075) / 0.030)
     assert r[k] / r[0] == pytest.approx(expected, rel=0.1)

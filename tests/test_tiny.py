@@ -408,8 +408,30 @@ def test_training_pipeline_runs_every_stage(tmp_path, cheap_default):
     assert all(r["steps_done"] == r["steps_planned"] == 6 for r in report["training"].values())
     assert not report["budget_hit"]
     assert report["params"]["target"] == count_params(cheap_default.target, 512)
-    again = build_pair("default", cache_dir=tmp_path / "again")
-    assert _folder_bytes(again) == _folder_bytes(pair)  # training is deterministic too
+    # Deterministic, whatever the thread count (measured: 1, 2 and 4 threads give the same bytes).
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        again = build_pair("default", cache_dir=tmp_path / "again")
+    finally:
+        torch.set_num_threads(threads)
+    assert _folder_bytes(again) == _folder_bytes(pair)
+
+
+def test_cache_key_names_what_decides_the_arithmetic(monkeypatch, tmp_path):
+    """Another CPU instruction set trains other bytes (measured), so it must be another folder."""
+    from ov_spec.tiny import train
+
+    here = pair_folder("default", cache_dir=tmp_path)
+    real = train.numerics_fingerprint()
+    monkeypatch.setattr(train, "numerics_fingerprint", lambda: {**real, "cpu_capability": "AVX2"})
+    assert pair_folder("default", cache_dir=tmp_path) != here
+    monkeypatch.setattr(
+        train, "numerics_fingerprint", lambda: {**real, "bf16_autocast": not real["bf16_autocast"]}
+    )
+    assert pair_folder("default", cache_dir=tmp_path) != here
 
 
 def test_budget_cap_stops_training(tmp_path, cheap_default):
@@ -440,13 +462,27 @@ def test_trained_pair_quality(trained_pair):
 
 
 @pytest.mark.slow
-def test_trained_pair_generates_code(trained_pair):
+def test_trained_pair_learned_code_syntax(trained_pair):
+    """What any honest build learns, measured over many held-out cases, not one lucky continuation.
+
+    After ``def name`` in held-out code the next token is ``(``: the target's top-1 prediction there
+    must be a token starting with ``(`` in most cases, teacher-forced on the preceding code.
+    """
+    import re
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(trained_pair.target)
     model = AutoModelForCausalLM.from_pretrained(trained_pair.target)
-    ids = torch.tensor([tok("import os\n\n\ndef ")["input_ids"]])
-    out = model.generate(ids, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
-    text = tok.decode(out[0, ids.shape[1] :])
-    assert "(" in text  # it learned at least that a def has a parameter list
+    text = trained_pair.heldout.read_text(encoding="utf-8")
+    ends = [m.end(1) for m in re.finditer(r"\bdef (\w+)\(", text)][:48]
+    assert len(ends) >= 32
+    hits = 0
+    with torch.no_grad():
+        for end in ends:
+            ids = tok(text[max(0, end - 400) : end])["input_ids"][-96:]
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
+            hits += tok.decode([int(logits.argmax())]).startswith("(")
+    # Measured 0.98+ on builds from different CPUs; an untrained model scores ~0.
+    assert hits / len(ends) >= 0.8, hits

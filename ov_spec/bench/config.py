@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ov_spec import toml_io
 from ov_spec.errors import UserError
 from ov_spec.runtime.limits import ROLLBACK_MODES, check_draft_length
 
@@ -181,9 +182,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if path.suffix == ".json":
             data = json.loads(text)
         elif path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
+            data = toml_io.loads(text)
         else:
             raise UserError(f"benchmark config {path} must end in .toml or .json")
     except (OSError, UnicodeDecodeError, ValueError) as err:

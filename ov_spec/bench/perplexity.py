@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
+from ov_spec.runtime.sampling import log_softmax
 from ov_spec.runtime.stateful import StatefulLM
 
 
@@ -32,28 +32,11 @@ def continuation_logprobs(
         logits = lm.forward(list(prompt_ids) + list(continuation), n_logits=len(continuation) + 1)
     finally:
         lm.reset()
-    rows = logits[:-1].astype(np.float64)
-    top = rows.max(axis=-1, keepdims=True)
-    log_z = top[:, 0] + np.log(np.exp(rows - top).sum(axis=-1))
-    return rows[np.arange(len(continuation)), np.asarray(continuation)] - log_z
+    logp = log_softmax(logits[:-1].astype(np.float64))
+    return logp[np.arange(len(continuation)), np.asarray(continuation)]
 
 
 def continuation_perplexity(lm: StatefulLM, prompt_ids: Sequence[int], continuation: Sequence[int]) -> float:
     """Perplexity of ``continuation`` after ``prompt_ids`` under ``lm`` (NaN for an empty one)."""
     logp = continuation_logprobs(lm, prompt_ids, continuation)
     return float(math.exp(-logp.mean())) if logp.size else math.nan
-
-
-def text_perplexity(pipe: Any, prompt: str, continuation: str) -> float:
-    """Perplexity of the text ``continuation`` after ``prompt`` under ``pipe``'s target model.
-
-    The continuation's tokens are those of ``prompt + continuation`` past the prompt's own tokens,
-    so a merge across the boundary is scored as the model would see the joined text.
-    """
-    prompt_ids = pipe.tokenizer.encode(prompt)
-    full = pipe.tokenizer.encode(prompt + continuation)
-    n = 0
-    while n < min(len(prompt_ids), len(full)) and prompt_ids[n] == full[n]:
-        n += 1
-    target = pipe.models[pipe.manifest.names()[0]]
-    return continuation_perplexity(target, full[:n], full[n:])

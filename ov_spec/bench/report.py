@@ -164,18 +164,20 @@ class Report:
             lines += [
                 f"## Rollback study: trim vs mask ({self.rollback_chain})",
                 "",
-                "Rollback of k tokens timed alone (step_costs); each benchmark prompt at the end of a context filled "
+                "Rollback of k tokens timed alone (step_costs; mask: the mean over enough rollbacks to "
+                "trigger compactions, which are also shown alone); each benchmark prompt at the end of a context filled "
                 "with the others; decode tok/s = tokens after the first / time after it (prefill excluded); "
                 "end-to-end = generated / total (prefill included). Prompt lengths are capped at the model's "
                 "context minus the new tokens.",
                 "",
-                "| prompt tokens | rollback trim ms | rollback mask ms | decode tok/s target / trim / mask "
+                "| prompt tokens | rollback trim ms | rollback mask ms | compaction ms | decode tok/s target / trim / mask "
                 "| end-to-end tok/s target / trim / mask | rollback share trim / mask | mask output == trim |",
-                "|---:|---:|---:|---:|---:|---:|---|",
+                "|---:|---:|---:|---:|---:|---:|---:|---|",
             ]
             for r in self.rollback:
                 lines.append(
                     f"| {r.context} | {r.rollback_trim_ms:.3f} | {r.rollback_mask_ms:.3f} | "
+                    f"{r.compaction_ms:.3f} | "
                     f"{r.decode_tps_target:.1f} / {r.decode_tps_trim:.1f} / {r.decode_tps_mask:.1f} | "
                     f"{r.e2e_tps_target:.1f} / {r.e2e_tps_trim:.1f} / {r.e2e_tps_mask:.1f} | "
                     f"{r.rollback_share_trim:.1%} / {r.rollback_share_mask:.1%} | "

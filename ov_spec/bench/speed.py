@@ -86,7 +86,8 @@ class RollbackRow:
     context: int  # prompt tokens
     k: int
     rollback_trim_ms: float  # one rollback of k tokens, timed alone
-    rollback_mask_ms: float
+    rollback_mask_ms: float  # mean per rollback, the compactions it triggers included
+    compaction_ms: float  # one compaction of the masked cache
     decode_tps_target: float  # target-only decode tokens/s (1 / TPOT)
     decode_tps_trim: float  # speculative decode tokens/s with trim rollback
     decode_tps_mask: float  # ... with mask rollback
@@ -108,7 +109,7 @@ class CostCache:
     def __init__(self, runner: OvSpecRunner, repeats: int) -> None:
         self.runner = runner
         self.repeats = repeats
-        self.targets: dict[tuple, tuple[float, float, float, float]] = {}
+        self.targets: dict[tuple, tuple[float, float, float, float, float]] = {}
         self.drafts: dict[tuple, float] = {}
 
     def get(self, case: Case, draft: str | None, k: int, context: int) -> StepCosts:
@@ -123,8 +124,8 @@ class CostCache:
             if dkey not in self.drafts:
                 self.drafts[dkey] = draft_cost(pipe.models[draft], context, self.repeats)
             td = self.drafts[dkey]
-        t1, tv, trim, mask = self.targets[key]
-        return StepCosts(context, k, t1, tv, td, trim, mask)
+        t1, tv, trim, mask, compaction = self.targets[key]
+        return StepCosts(context, k, t1, tv, td, trim, mask, compaction)
 
 
 def is_fixed_k(case: Case) -> bool:
@@ -299,6 +300,7 @@ def rollback_study(
                 k=k,
                 rollback_trim_ms=cost.rollback_trim * 1e3,
                 rollback_mask_ms=cost.rollback_mask * 1e3,
+                compaction_ms=cost.compaction * 1e3,
                 decode_tps_target=_decode_tps(target),
                 decode_tps_trim=_decode_tps(spec_trim),
                 decode_tps_mask=_decode_tps(spec_mask),

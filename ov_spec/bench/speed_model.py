@@ -1,4 +1,4 @@
-"""The speed model of speculative decoding (background.md), and measuring its inputs.
+"""The speed model of speculative decoding (docs/method.md), and measuring its inputs.
 
 * :func:`analytic_speedup` - Leviathan et al.'s i.i.d. formula from acceptance ``alpha`` and the
   draft/target cost ratio ``c``.
@@ -52,7 +52,8 @@ class StepCosts:
     tv: float  # target, k + 1 tokens in one pass
     td: float  # draft, one token (0 when there is no draft model)
     rollback_trim: float  # target rollback of k tokens by state slicing
-    rollback_mask: float  # target rollback of k tokens by masking
+    rollback_mask: float  # target rollback of k tokens by masking, compactions amortized in
+    compaction: float = 0.0  # one compaction of the masked cache (0: none happened)
 
     @property
     def c(self) -> float:
@@ -80,9 +81,9 @@ def step_costs(
 
     Uses the models' own caches (they are reset before and after): call between generations.
     """
-    t1, tv, trim, mask = target_costs(target, context, k, repeats, seed)
+    t1, tv, trim, mask, compaction = target_costs(target, context, k, repeats, seed)
     td = draft_cost(draft, context, repeats, seed) if draft is not None else 0.0
-    return StepCosts(context, k, t1, tv, td, trim, mask)
+    return StepCosts(context, k, t1, tv, td, trim, mask, compaction)
 
 
 def _prompt(lm: StatefulLM, context: int, seed: int) -> list[int]:
@@ -97,15 +98,17 @@ def _step(lm: StatefulLM, t: int, context: int) -> None:
 
 def target_costs(
     target: StatefulLM, context: int, k: int, repeats: int = 20, seed: int = 0
-) -> tuple[float, float, float, float]:
-    """``(T1, Tv(k+1), rollback_trim, rollback_mask)`` in seconds (medians) at ``context``.
+) -> tuple[float, float, float, float, float]:
+    """``(T1, Tv(k+1), rollback_trim, rollback_mask, compaction)`` in seconds at ``context``.
 
-    ``T1`` and ``Tv`` are timed with the model's own rollback mode; both rollbacks of ``k + 1``
-    tokens are timed by switching the mode temporarily.
+    ``T1``, ``Tv`` and the trim rollback are medians, timed with the model's own rollback mode
+    (trim by switching the mode temporarily). A mask rollback costs almost nothing until the holes
+    it leaves trigger a compaction, which copies the cache: a median would never see it, so mask
+    rollbacks run until compactions have happened and their cost is the mean over all of them.
     """
     prompt = _prompt(target, context, seed)
     mode = target.rollback_mode
-    rollback, t1, tv = {}, 0.0, 0.0
+    t1 = tv = trim = 0.0
     try:
         for strategy in ("trim", "mask"):
             target.rollback_mode = strategy
@@ -113,16 +116,38 @@ def target_costs(
             target.forward(prompt)
             for _ in range(3):  # warm-up: first calls allocate buffers and pick kernels
                 _step(target, k + 1, context)
-            rollback[strategy] = _median_counter(
-                target, "rollback_s", lambda: _step(target, k + 1, context), repeats
-            )
+            if strategy == "trim":
+                trim = _median_counter(target, "rollback_s", lambda: _step(target, k + 1, context), repeats)
             if strategy == mode:
                 t1 = _median_counter(target, "infer_s", lambda: _step(target, 1, context), repeats)
                 tv = _median_counter(target, "infer_s", lambda: _step(target, k + 1, context), repeats)
+        mask, compaction = _amortized_mask_rollback(target, context, k, repeats)
     finally:
         target.rollback_mode = mode
         target.reset()
-    return t1, tv, rollback["trim"], rollback["mask"]
+    return t1, tv, trim, mask, compaction
+
+
+def _amortized_mask_rollback(
+    target: StatefulLM, context: int, k: int, repeats: int, compactions: int = 2, max_steps: int = 4000
+) -> tuple[float, float]:
+    """Mean mask-rollback seconds per rollback of ``k + 1`` tokens, and mean seconds per compaction.
+
+    Runs (after the ``context``-token prefill already in the cache) until ``compactions``
+    compactions happened, seen as the physical cache shrinking, or ``max_steps`` steps.
+    """
+    assert target.rollback_mode == "mask"
+    seen, steps, total, compaction_s = 0, 0, 0.0, 0.0
+    while steps < max_steps and (seen < compactions or steps < repeats):
+        slots, before = target.cache_slots, target.stats.rollback_s
+        _step(target, k + 1, context)
+        spent = target.stats.rollback_s - before
+        total += spent
+        steps += 1
+        if target.cache_slots < slots + k + 1:  # the holes were squeezed out
+            seen += 1
+            compaction_s += spent
+    return total / steps, (compaction_s / seen if seen else 0.0)
 
 
 def draft_cost(draft: StatefulLM, context: int, repeats: int = 20, seed: int = 0) -> float:

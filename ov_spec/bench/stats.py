@@ -155,17 +155,17 @@ def _pool_ov_spec(s: Summary, records: list[Record]) -> None:
 
 
 def _pool_genai(s: Summary, records: list[Record]) -> None:
-    """genai exposes accepted/drafted counts only; passes are estimated from them.
+    """Pool genai's counters (see :func:`ov_spec.bench.runners.genai_speculative_counters`).
 
-    Every pass after the prefill emits its accepted tokens plus one, so
-    ``passes = (generated - 1) - accepted``.
+    Passes and emitted tokens are genai's own per-iteration counts; acceptance is its accepted /
+    drafted candidates, so tokens per pass and acceptance come from independent counters.
     """
     drafted = sum(r.metrics.get("drafted", 0) for r in records)
     accepted = sum(r.metrics.get("accepted", 0) for r in records)
     if not drafted:
         return
-    emitted = sum(max(r.generated - 1, 0) for r in records)
-    passes = emitted - accepted
+    passes = sum(r.metrics.get("passes", 0) for r in records)
+    emitted = sum(r.metrics.get("emitted", 0) for r in records)
     s.drafted, s.accepted = drafted, accepted
     s.acceptance_rate = accepted / drafted
     if passes:

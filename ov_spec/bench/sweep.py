@@ -27,6 +27,7 @@ from pathlib import Path
 from ov_spec.bench.config import CHAIN_KINDS, BenchConfig
 from ov_spec.errors import UserError
 from ov_spec.manifest import Manifest, ModelEntry
+from ov_spec.runtime.devices import is_present
 
 
 @dataclass(frozen=True)
@@ -147,16 +148,11 @@ def resolve_devices(requested: Sequence[str], available: Sequence[str]) -> list[
     if not requested:
         return [d for d in available if d.split(".")[0] in ("CPU", "GPU", "NPU")] or list(available)
     for device in requested:
-        if not _present(device, available):
+        if not is_present(device, available):
             raise UserError(
                 f"device {device!r} is not available here; present: {', '.join(available)} (fix --devices)"
             )
     return list(dict.fromkeys(requested))
-
-
-def _present(device: str, available: Sequence[str]) -> bool:
-    # "GPU" matches "GPU" or "GPU.0"; "GPU.1" must be listed as is.
-    return device in available or ("." not in device and any(a.split(".")[0] == device for a in available))
 
 
 def model_chains(manifest: Manifest, wanted: Iterable[str]) -> list[tuple[str, ...]]:

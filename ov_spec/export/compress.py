@@ -334,12 +334,6 @@ def calibration_dataset(text_file: Path, tokenizer: Any, samples: int = 32, toke
 
 
 # --- inspecting an IR -------------------------------------------------------------------------
-_TYPE_NAMES = {
-    "i8": "i8", "u8": "u8", "i4": "i4", "u4": "u4", "nf4": "nf4", "f4e2m1": "f4e2m1", "f8e8m0": "f8e8m0",
-    "f8e4m3": "f8e4m3", "f16": "f16", "f32": "f32", "bf16": "bf16",
-}  # fmt: skip
-
-
 def weight_types(model: ov.Model) -> Counter[str]:
     """Count the model's Constant nodes per element type (``u8``, ``i4``, ``f4e2m1``, ...).
 
@@ -349,7 +343,7 @@ def weight_types(model: ov.Model) -> Counter[str]:
     for op in model.get_ops():
         if op.get_type_name() == "Constant":
             name = op.get_element_type().get_type_name()
-            counts[_TYPE_NAMES.get(name, name)] += 1
+            counts[name] += 1
     return counts
 
 

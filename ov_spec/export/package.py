@@ -147,10 +147,6 @@ def write_tokenizer_folder(base: Path, dest: Path) -> None:
             shutil.copy2(item, dest / item.name)
 
 
-def folder_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)

@@ -26,13 +26,14 @@ verification pass feeds. (No NPU was present where this was written; see README.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import openvino as ov
 
+from ov_spec import toml_io
 from ov_spec.errors import UserError
 from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
 
@@ -104,7 +105,7 @@ def validate(core: ov.Core, placements: Mapping[str, Placement]) -> None:
     available = core.available_devices
     for name, placement in placements.items():
         for device in _real_devices(placement.device):
-            if not _present(device, available):
+            if not is_present(device, available):
                 raise UserError(
                     f"{name}: device {device!r} is not available here; present: {', '.join(available)} "
                     "(fix the device config or --device)"
@@ -157,11 +158,7 @@ def _read_config(path: str | Path) -> dict[str, Any]:
         if path.suffix == ".json":
             return json.loads(text)
         if path.suffix == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                raise UserError("reading TOML needs Python >= 3.11; use a .json device config") from None
-            return tomllib.loads(text)
+            return toml_io.loads(text)
     except (ValueError, TypeError) as err:
         raise UserError(f"cannot parse device config {path}: {err}") from None
     raise UserError(f"device config {path} must be .toml or .json")
@@ -191,8 +188,11 @@ def _real_devices(device: str) -> list[str]:
     return [device]
 
 
-def _present(device: str, available: list[str]) -> bool:
-    # "GPU" matches "GPU" or "GPU.0"; "GPU.1" must be listed as is.
+def is_present(device: str, available: Sequence[str]) -> bool:
+    """Whether ``device`` is among OpenVINO's ``available_devices``.
+
+    "GPU" matches "GPU" or "GPU.0"; "GPU.1" must be listed as is.
+    """
     return device in available or ("." not in device and any(a.split(".")[0] == device for a in available))
 
 

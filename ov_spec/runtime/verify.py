@@ -1,6 +1,6 @@
 """The verifier: which drafted tokens the target accepts, and the token it adds.
 
-Both rules are lossless (background.md): greedy output equals target-only greedy output, and
+Both rules are lossless (docs/method.md): greedy output equals target-only greedy output, and
 sampled output follows the target's processed distribution exactly.
 """
 

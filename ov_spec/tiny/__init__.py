@@ -84,13 +84,17 @@ def _validate(seed: int, budget_s: float | None) -> None:
 
 
 def _build_key(spec: PresetSpec) -> dict[str, Any]:
-    """What the cache key hashes: recipe(s), builder version and the corpus on this Python."""
+    """What the cache key hashes: recipe(s), builder version, the corpus on this Python, and what
+    decides the training arithmetic (torch version, CPU instruction set, bf16)."""
     from ov_spec.tiny.corpus import fingerprint, list_files
+    from ov_spec.tiny.train import numerics_fingerprint
 
     payload: dict[str, Any] = {
         "builder": BUILDER_VERSION,
         "spec": spec.to_dict(),
         "corpus": fingerprint(list_files()),
+        # Same seed, same bytes only on the same kind of CPU: see numerics_fingerprint.
+        "numerics": numerics_fingerprint(),
     }
     if spec.base_preset:
         payload["base"] = _build_key(preset_spec(spec.base_preset))
