@@ -346,6 +346,37 @@ def test_disconnect_frees_the_worker(random_pipeline):
         assert after.started >= gone.finished  # the next request ran on the freed worker
 
 
+def test_disconnect_cancels_whole_and_queued_requests(random_pipeline):
+    with LiveServer(random_pipeline, workers=1) as live:
+        body = {"model": MODEL, "prompt": "def f(x):", "max_tokens": 1000, "temperature": 0}
+
+        async def leave_early():
+            async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+                pool = live.service.pool
+                running = asyncio.create_task(client.post("/v1/completions", json=body))  # not streamed
+                while not pool.counts()["busy"]:
+                    await asyncio.sleep(0.01)
+                queued = asyncio.create_task(
+                    client.post("/v1/completions", json={**body, "prompt": "class A:"})
+                )
+                while not len(pool.queue):
+                    await asyncio.sleep(0.01)
+                running.cancel(), queued.cancel()  # both clients hang up
+                await asyncio.gather(running, queued, return_exceptions=True)
+
+        asyncio.run(leave_early())
+        out = live.client().completions.create(model=MODEL, prompt="x = [1, 2", max_tokens=8, temperature=0)
+        assert out.usage.completion_tokens == 8
+        jobs = list(live.service.pool.history)
+        assert [j.prompt for j in jobs][-1] == live.service.tokenizer.encode("x = [1, 2")
+        gone = jobs[0]
+        assert gone.finish_reason == "cancelled" and gone.cancel_reason == "disconnect"
+        assert gone.steps_after_cancel <= 1
+        # The queued one never reached a worker (or was dropped as it got there).
+        assert len(jobs) == 2 or jobs[1].finish_reason == "cancelled"
+        assert live.metrics()['ov_spec_generations_total{finish_reason="cancelled"}'] == 2
+
+
 def test_timeout_is_504(random_pipeline):
     with LiveServer(random_pipeline, workers=1, timeout_s=0.3) as live:
         with pytest.raises(openai.APIStatusError) as err:

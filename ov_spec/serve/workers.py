@@ -171,6 +171,7 @@ class Worker:
         job.started, job.worker = time.perf_counter(), self.index
         if job.cancelled.is_set():  # cancelled between the queue and here
             job.finish_reason, job.finished = "cancelled", job.started
+            self.pool.finished(job, None)
             job.post("error", None)
             return
         job.post("start")
@@ -246,6 +247,7 @@ class WorkerPool:
         job.cancel(reason)
         if self.queue.remove(job):
             job.finish_reason = "cancelled"
+            job.post("error", None)  # wake whoever still waits on it
             if self.on_dropped is not None:
                 self.on_dropped(job)
 
@@ -262,6 +264,8 @@ class WorkerPool:
         self.history.append(job)
         if result is not None and self.on_result is not None:
             self.on_result(job, result)
+        elif result is None and job.finish_reason == "cancelled" and self.on_dropped is not None:
+            self.on_dropped(job)  # withdrawn just as a worker took it
 
     def retry_after(self) -> int:
         """Seconds a rejected client should wait: the queue's length in recent request durations."""
