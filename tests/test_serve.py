@@ -592,3 +592,12 @@ def test_edge_package_with_the_server(random_pipeline, tmp_path):
         assert name not in plain_reqs
     assert "python -m ov_spec.serve pipeline" in (served / "README.txt").read_text()
     assert "ov_spec.serve" not in (plain / "README.txt").read_text()
+
+
+def test_server_imports_no_torch_or_transformers():
+    code = (
+        "import sys, ov_spec.serve.__main__, ov_spec.serve.app, ov_spec.serve.workers; "
+        "print(sorted(m for m in ('torch', 'transformers', 'optimum', 'nncf') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
