@@ -14,7 +14,7 @@ import sys
 from ov_spec.cli import run_cli
 from ov_spec.errors import UserError
 from ov_spec.runtime.limits import AUTO, MAX_DRAFT_TOKENS, ROLLBACK_MODES, check_draft_tokens
-from ov_spec.runtime.stateful import DEFAULT_ROLLBACK
+from ov_spec.runtime.stateful import DEFAULT_DRAFT_ROLLBACK, DEFAULT_ROLLBACK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--rollback",
         choices=ROLLBACK_MODES,
         default=DEFAULT_ROLLBACK,
-        help=f"KV-cache rollback (default {DEFAULT_ROLLBACK})",
+        help=f"the target's KV-cache rollback (default {DEFAULT_ROLLBACK})",
+    )
+    p.add_argument(
+        "--draft-rollback",
+        choices=ROLLBACK_MODES,
+        default=DEFAULT_DRAFT_ROLLBACK,
+        help=f"the rollback of every model below the target (default {DEFAULT_DRAFT_ROLLBACK}: a draft "
+        "only proposes, so its rollback never changes the output)",
     )
     p.add_argument("--chat", action="store_true", help="apply the model's chat template")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
@@ -79,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         device_overrides=args.device,
         property_overrides=args.property,
         rollback=args.rollback,
+        draft_rollback=args.draft_rollback,
     )
     options = dict(
         max_new_tokens=args.max_new_tokens,

@@ -312,3 +312,69 @@ def test_trained_multi_head_pipeline_greedy_exact(trained_pipeline, rollback):
             assert result.token_ids == want, (prompt, k)
             rejected += result.metrics.levels[0].drafted - result.metrics.levels[0].accepted
     assert rejected > 0  # rollbacks really happened
+
+
+# -- draft_tokens="auto" (the default) ------------------------------------------------------------
+def _fake_costs(pipe, draft_cost: float = 0.0005, verify=(0.010, 0.0002)):
+    """Cost tables that make speculation pay (a cheap draft, a memory-bound verifier), so "auto"
+    really drafts on the tiny pairs whatever this machine measures."""
+    from ov_spec.runtime import cost_model as cm
+
+    def table(name):
+        t1, per = verify if name == pipe.manifest.names()[0] else (draft_cost, draft_cost / 10)
+        rows = [[t1 + per * (t - 1) for t in cm.TOKEN_COUNTS]] * 2
+        return cm.CostTable(list(cm.CONTEXTS), list(cm.TOKEN_COUNTS), rows, [0.0, 0.0])
+
+    pipe.costs = cm.CostModel(
+        table, {(a, b): 0.9 for a in pipe.manifest.names() for b in pipe.manifest.names()}
+    )
+    return pipe
+
+
+def test_auto_is_the_default_and_greedy_equals_target_only(pipe, reference):
+    prompts, expected = reference
+    for prompt, want in zip(prompts, expected):
+        result = pipe.generate(prompt, max_new_tokens=MAX_NEW)  # measured costs, whatever they say
+        assert result.token_ids == want and result.metrics.draft_tokens == "auto"
+
+
+def test_auto_drafts_long_where_everything_is_accepted_and_stays_exact(random_pipeline, tmp_path, reference):
+    pipe = _fake_costs(ov_spec.load(with_models(random_pipeline, tmp_path / "self", ["target", "target"])))
+    prompts, expected = reference
+    for prompt, want in zip(prompts, expected):
+        result = pipe.generate(prompt, max_new_tokens=MAX_NEW)
+        assert result.token_ids == want
+        # (not exactly 1: a 17-token pass can break a near-tie unlike 17 single steps, in bf16)
+        assert result.metrics.acceptance_rate > 0.8
+        assert result.metrics.auto.mean_k[0] > 4  # near-certain acceptance: long drafts
+
+
+def test_auto_with_rejections_stays_exact(random_pipeline, reference):
+    pipe = _fake_costs(ov_spec.load(random_pipeline))
+    prompts, expected = reference
+    drafted = rejected = 0
+    for prompt, want in zip(prompts, expected):
+        result = pipe.generate(prompt, max_new_tokens=MAX_NEW)
+        assert result.token_ids == want
+        level = result.metrics.levels[0]
+        drafted += level.drafted
+        rejected += level.drafted - level.accepted
+    assert drafted > 0 and rejected > 0
+
+
+def test_auto_cascade_chooses_levels_and_stays_exact(random_pipeline, tmp_path, reference):
+    pipe = _fake_costs(
+        ov_spec.load(with_models(random_pipeline, tmp_path / "c3", ["target", "draft1", "target"]))
+    )
+    prompts, expected = reference
+    for prompt, want in zip(prompts[:5], expected[:5]):
+        result = pipe.generate(prompt, max_new_tokens=MAX_NEW)
+        assert result.token_ids == want
+        chain = result.metrics.auto.chain
+        assert chain[0] == "target" and set(chain[1:]) <= {"draft1_1", "target_2"}
+
+
+def test_auto_prompt_lookup_stays_exact(pipe, reference):
+    prompts, expected = reference
+    for prompt, want in zip(prompts, expected):
+        assert pipe.generate(prompt, max_new_tokens=MAX_NEW, models=["target"], ngram=True).token_ids == want

@@ -39,10 +39,10 @@ import numpy as np
 from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
 from ov_spec.runtime.stateful import StatefulLM
 
-COST_MODEL_VERSION = 1
+COST_MODEL_VERSION = 2
 TOKEN_COUNTS = (1, 2, 3, 5, 9, MAX_DRAFT_TOKENS + 1)  # tokens per pass timed; linear in between
 CONTEXTS = (32, 256)  # cached tokens the passes are timed after; linear in between and beyond
-CALIBRATION_BUDGET_S = 2.0  # per model: stop timing larger passes past this and extrapolate
+CALIBRATION_BUDGET_S = 1.5  # per model: timing sweeps (up to three) that fit in this
 EXPLORE_SHARE = 0.01  # decoding time that may be lost trying a draft length the model doubts
 PRIOR_STRENGTH = 3.0  # pseudo-passes the preview's acceptance counts for
 DECAY = 0.98  # weight of the past per new pass (memory of ~50 passes)
@@ -114,48 +114,61 @@ def calibrate(
     token_counts: Sequence[int] = TOKEN_COUNTS,
     budget_s: float = CALIBRATION_BUDGET_S,
     seed: int = 0,
+    max_context: int = 0,
 ) -> CostTable:
-    """Time ``lm``'s passes over each token count after each context (its cache is reset after).
+    """Time ``lm``'s passes over each token count after about each context (its cache is reset after).
 
-    Each point is the median of a few passes after one warm-up pass; cheap passes get more
-    repeats. Once the model's budget is spent, larger passes are extrapolated from the last two.
-    Uses the model's own rollback mode, so the rollback cost is the one decoding will pay.
+    Passes are timed one after another without rolling back in between, as decoding runs them:
+    a trimmed cache is re-allocated by the next pass, which would make every pass look dearer.
+    That penalty belongs to the rollback, so the rollback cost is the trim of a few tokens plus
+    the slowdown of the pass after it. One warm-up sweep over every size comes first (a new shape
+    picks its kernels); each point is the median of up to three sweeps, as the budget allows. The
+    context grows by the tokens fed, so the table records the mean context each row saw.
     """
     start = time.perf_counter()
+    if max_context:  # room for the prefill, three sweeps and the rollback probes
+        room = max_context - 3 * sum(token_counts) - 16
+        contexts = sorted({max(1, min(c, room)) for c in contexts})
     rng = np.random.default_rng(seed)
     rows: list[list[float]] = []
     rollbacks: list[float] = []
+    seen: list[int] = []
     try:
+        lm.reset()
+        lm.forward(rng.integers(3, lm.vocab_size, max(contexts[0], 1)).tolist())
+        sweep = time.perf_counter()
+        for t in token_counts:  # warm-up
+            lm.forward([7] * t, n_logits=t)
+        sweep = time.perf_counter() - sweep
+        rounds = max(1, min(3, int(budget_s / max(sweep * 2 * len(contexts), 1e-9))))
         for context in contexts:
             lm.reset()
             lm.forward(rng.integers(3, lm.vocab_size, context).tolist())
-            row: list[float] = []
-            rolls: list[float] = []
-            for t in token_counts:
-                if row and len(row) >= 2 and time.perf_counter() - start > budget_s:
-                    a, b = token_counts[len(row) - 2], token_counts[len(row) - 1]
-                    row.append(row[-1] + (row[-1] - row[-2]) * (t - b) / (b - a))
-                    continue
-                first = _timed_step(lm, t, context)  # warm-up: new shapes pick kernels
-                repeats = 5 if first[0] < 5e-3 else 3 if first[0] < 5e-2 else 1
-                samples = [_timed_step(lm, t, context) for _ in range(repeats)]
-                row.append(statistics.median(s[0] for s in samples))
-                rolls += [s[1] for s in samples]
-            rows.append(row)
-            rollbacks.append(statistics.median(rolls))
+            samples: dict[int, list[float]] = {t: [] for t in token_counts}
+            lengths = []
+            for _ in range(rounds):
+                for t in token_counts:
+                    lengths.append(len(lm.tokens))
+                    before = lm.stats.infer_s
+                    lm.forward([7] * t, n_logits=t)
+                    samples[t].append(lm.stats.infer_s - before)
+            steady = statistics.median(samples[1])
+            penalties = []
+            for _ in range(2):
+                lm.forward([7] * 4, n_logits=1)  # four tokens to drop again
+                before_rb, before_inf = lm.stats.rollback_s, lm.stats.infer_s
+                lm.rollback(len(lm.tokens) - 4)
+                lm.forward([7])
+                slower = max(lm.stats.infer_s - before_inf - steady, 0.0)
+                penalties.append(lm.stats.rollback_s - before_rb + slower)
+            rows.append([statistics.median(samples[t]) for t in token_counts])
+            rollbacks.append(statistics.median(penalties))
+            seen.append(int(statistics.fmean(lengths)))
     finally:
         lm.reset()
     # A pass over more tokens never costs less: noise on a shared machine must not say otherwise.
     rows = [np.maximum.accumulate(np.asarray(r)).tolist() for r in rows]
-    return CostTable(list(contexts), list(token_counts), rows, rollbacks, time.perf_counter() - start)
-
-
-def _timed_step(lm: StatefulLM, t: int, context: int) -> tuple[float, float]:
-    """Feed ``t`` tokens after ``context`` cached ones, then roll back: (infer s, rollback s)."""
-    infer, roll = lm.stats.infer_s, lm.stats.rollback_s
-    lm.forward([7] * t, n_logits=t)
-    lm.rollback(context)
-    return lm.stats.infer_s - infer, lm.stats.rollback_s - roll
+    return CostTable(seen, list(token_counts), rows, rollbacks, time.perf_counter() - start)
 
 
 # -- the disk cache -------------------------------------------------------------------------------

@@ -29,7 +29,13 @@ from ov_spec.runtime.metrics import AutoMetrics, GenerationMetrics, LevelMetrics
 from ov_spec.runtime.proposers import BeamProposer, ModelProposer, NgramProposer, Proposer
 from ov_spec.runtime.sampling import SamplingParams
 from ov_spec.runtime.speculator import DraftLength, Speculator
-from ov_spec.runtime.stateful import DEFAULT_ROLLBACK, StatefulLM, is_stateful, kv_sequence_axis
+from ov_spec.runtime.stateful import (
+    DEFAULT_DRAFT_ROLLBACK,
+    DEFAULT_ROLLBACK,
+    StatefulLM,
+    is_stateful,
+    kv_sequence_axis,
+)
 from ov_spec.runtime.stops import StopText
 from ov_spec.runtime.tokenizer import Tokenizer
 from ov_spec.runtime.verify import MtadRule, verify_lossless
@@ -60,14 +66,19 @@ def load(
     device_overrides: Sequence[str] = (),
     property_overrides: Sequence[str] = (),
     rollback: str = DEFAULT_ROLLBACK,
+    draft_rollback: str = DEFAULT_DRAFT_ROLLBACK,
 ) -> SpeculativePipeline:
     """Load an exported pipeline folder (``ov_spec.json`` + one sub-folder per model).
 
     ``devices`` is a placement config (TOML/JSON path or dict; see :mod:`ov_spec.runtime.devices`);
-    ``rollback`` picks the KV-cache rollback strategy (``"trim"``: bit-exact, default; ``"mask"``:
-    no cache copies, see :mod:`ov_spec.runtime.stateful`).
+    ``rollback`` picks the target's KV-cache rollback strategy (``"trim"``: bit-exact, default;
+    ``"mask"``: no cache copies, see :mod:`ov_spec.runtime.stateful`); ``draft_rollback`` that of
+    every model below it (default ``"mask"``: a draft only proposes, so the last bits of its
+    logits never change the output, and ``trim``'s cache copies would cost more than its passes).
     """
-    return SpeculativePipeline(Path(folder), devices, device_overrides, property_overrides, rollback)
+    return SpeculativePipeline(
+        Path(folder), devices, device_overrides, property_overrides, rollback, draft_rollback
+    )
 
 
 class SpeculativePipeline:
@@ -80,6 +91,7 @@ class SpeculativePipeline:
         device_overrides: Sequence[str] = (),
         property_overrides: Sequence[str] = (),
         rollback: str = DEFAULT_ROLLBACK,
+        draft_rollback: str = DEFAULT_DRAFT_ROLLBACK,
     ) -> None:
         self.folder = folder
         self.manifest = Manifest.read(folder)
@@ -117,7 +129,7 @@ class SpeculativePipeline:
                 compiled,
                 kv_sequence_axis(model),
                 entry.name,
-                rollback,
+                rollback if entry.level == 0 else draft_rollback,
                 max_context=self.manifest.max_context,
                 token_map=token_map,
                 vocab_size=width,
@@ -135,11 +147,11 @@ class SpeculativePipeline:
             device_name = where.device
         key = costs.cost_key(
             self.folder, self.manifest.model(name).path, where.device, device_name,
-            self.compile_props[name], self.rollback,
+            self.compile_props[name], self.models[name].rollback_mode,
         )  # fmt: skip
         table = costs.load_table(self.folder, name, key)
         if table is None:
-            table = costs.calibrate(self.models[name])
+            table = costs.calibrate(self.models[name], max_context=self.max_context)
             table.key = key
             costs.save_table(self.folder, name, table)
             self._calibrating += table.seconds

@@ -30,6 +30,9 @@ from ov_spec.runtime.graph import LOGITS_TO_KEEP
 from ov_spec.runtime.limits import ROLLBACK_MODES
 
 DEFAULT_ROLLBACK = "trim"  # the one default of load(), SpeculativePipeline and the CLIs
+# Models below the target only propose: their rollback cannot change the output (the target
+# verifies), so they skip trim's cache copies (measured: +44% tok/s at k=4 on the random pair).
+DEFAULT_DRAFT_ROLLBACK = "mask"
 # mask mode compacts the cache once holes exceed this many entries and this share of the cache.
 _COMPACT_MIN_HOLES = 256
 _COMPACT_MIN_SHARE = 0.25
@@ -92,6 +95,10 @@ class StatefulLM:
         self.rollback_mode = rollback
         self.request = compiled.create_infer_request()
         self._inputs = {i.any_name for i in compiled.inputs}
+        self._ports = {i.any_name: i for i in self.request.model_inputs}
+        self._logits = self.request.model_outputs[
+            next(i for i, o in enumerate(self.request.model_outputs) if "logits" in o.get_names())
+        ]
         self._seq_axis = seq_axis
         self._clock = clock
         self.vocab_size = int(compiled.output("logits").partial_shape[-1].get_length())
@@ -259,10 +266,14 @@ class StatefulLM:
         start = self._clock()
         # start_async + wait rather than infer(): measured 1.0 vs 6.4 ms per step on a 2-core CPU
         # (infer() copies inputs into its own tensors and blocks differently); inputs are shared
-        # zero-copy and stay alive until wait() returns.
-        self.request.start_async(feed, share_inputs=True)
+        # zero-copy and stay alive until wait() returns (and the next call replaces them).
+        # Each input is set as a tensor over our own buffer (zero-copy): start_async(dict) would
+        # run OpenVINO's Python data dispatcher, measured at ~45 us of a 0.4 ms call here.
+        for name, array in feed.items():
+            self.request.set_tensor(self._ports[name], ov.Tensor(array, shared_memory=True))
+        self.request.start_async()
         self.request.wait()
-        logits = np.array(self.request.get_tensor("logits").data[:, -n_logits:], dtype=np.float32)
+        logits = np.array(self.request.get_tensor(self._logits).data[:, -n_logits:], dtype=np.float32)
         if self.token_map is not None:  # pruned head: back to token ids, -inf where no row was kept
             full = np.full((*logits.shape[:-1], self.vocab_size), -np.inf, dtype=np.float32)
             full[..., self.token_map] = logits
@@ -291,5 +302,13 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     if n == 0:
         return 0
+    # Rollbacks touch only the last few tokens: compare the long head as lists (C speed), then
+    # look for the first difference in the tail.
+    head = max(0, n - 64)
+    if list(a[:head]) == list(b[:head]):
+        for i in range(head, n):
+            if a[i] != b[i]:
+                return i
+        return n
     diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
     return int(diff[0]) if diff.size else n
