@@ -378,6 +378,18 @@ def test_disconnect_cancels_whole_and_queued_requests(random_pipeline):
         assert live.metrics()['ov_spec_generations_total{finish_reason="cancelled"}'] == 2
 
 
+def test_timeout_mid_stream_is_an_error_event(random_pipeline):
+    with LiveServer(random_pipeline, workers=1, timeout_s=0.5) as live:
+        stream = live.client(max_retries=0).completions.create(
+            model=MODEL, prompt="def f(x):", max_tokens=1000, temperature=0, stream=True
+        )
+        chunks = []
+        with pytest.raises(openai.APIError, match="timed out"):
+            for chunk in stream:
+                chunks.append(chunk)
+        assert chunks  # the stream had started: the error came as an SSE event, after 200 OK
+
+
 def test_timeout_is_504(random_pipeline):
     with LiveServer(random_pipeline, workers=1, timeout_s=0.3) as live:
         with pytest.raises(openai.APIStatusError) as err:
@@ -409,6 +421,7 @@ GOOD = {"model": MODEL, "prompt": "def f(x):", "max_tokens": 4, "temperature": 0
         ("/v1/completions", GOOD, {}, 401, "invalid_api_key"),
         ("/v1/completions", GOOD, {"Authorization": "Bearer wrong"}, 401, "invalid_api_key"),
         ("/v1/models", None, {"Authorization": f"Basic {KEY}"}, 401, "invalid_api_key"),
+        ("/metrics", None, {}, 401, "invalid_api_key"),
         ("/v1/completions", {**GOOD, "prompt": "x" * 20000}, AUTH, 413, "request_too_large"),
         ("/v1/completions", {**GOOD, "num_assistant_token": 3}, AUTH, 400, None),  # a typo is not ignored
         ("/v1/completions", {**GOOD, "temperature": -1}, AUTH, 400, None),
@@ -416,6 +429,13 @@ GOOD = {"model": MODEL, "prompt": "def f(x):", "max_tokens": 4, "temperature": 0
         ("/v1/completions", {**GOOD, "prompt": "   "}, AUTH, 400, None),
         ("/v1/completions", [1, 2], AUTH, 400, None),
         ("/v1/chat/completions", {"model": MODEL, "messages": []}, AUTH, 400, None),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "word " * 1100}]},
+            AUTH,
+            400,
+            "context_length_exceeded",
+        ),
         ("/v1/chat/completions", {"messages": [{"role": "robot", "content": "x"}]}, AUTH, 400, None),
         ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "n": 3}, AUTH, 400, None),
         ("/v1/nothing", GOOD, AUTH, 404, None),

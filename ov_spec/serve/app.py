@@ -157,7 +157,7 @@ class Service:
         """``max_tokens`` checked against the context: prompt + max_tokens must fit."""
         room = self.max_context - n_prompt
         wanted = requested if requested is not None else (default if default is not None else room)
-        if wanted > room:
+        if wanted > room or wanted < 1:
             raise APIError(
                 400,
                 f"the prompt ({n_prompt} tokens) + max_tokens ({wanted}) exceeds the model's context of "
