@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--property", action="append", default=[], metavar="NAME.KEY=VALUE", help="override a property"
     )
     p.add_argument(
-        "--rollback", choices=["trim", "mask"], default="trim", help="KV-cache rollback (default trim)"
+        "--rollback", choices=["trim", "mask"], help="the target's KV-cache rollback (default: the runtime's)"
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
