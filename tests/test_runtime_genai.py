@@ -40,3 +40,28 @@ def test_ov_spec_equals_openvino_genai_target_only(random_pipeline, backend):
         assert pipe.generate(prompt, max_new_tokens=MAX_NEW, use_draft=False).token_ids == want
         for k in (2, 5):
             assert pipe.generate(prompt, max_new_tokens=MAX_NEW, draft_tokens=k).token_ids == want
+
+
+def test_bench_times_genai_without_its_prefix_cache(random_pipeline):
+    """genai's paged-attention pipeline caches prompt prefixes across calls, which would let its
+    repeats of a benchmark prompt skip the prefill that ov_spec pays: the bench turns it off."""
+    from ov_spec.bench.config import BenchConfig
+    from ov_spec.bench.runners import GenaiRunner
+    from ov_spec.bench.sweep import Case, Variant
+    from ov_spec.manifest import Manifest
+
+    config = BenchConfig(pipelines=[str(random_pipeline)])
+    variant = Variant("v", random_pipeline, Manifest.read(random_pipeline))
+    runner = GenaiRunner(config, {"v": variant})
+    seen: dict = {}
+
+    class Capture:
+        def __init__(self, path, device, **kwargs):
+            seen.update(kwargs)
+
+    runner._genai = type("G", (), {"LLMPipeline": Capture, "SchedulerConfig": genai.SchedulerConfig})
+    runner.pipeline(Case(variant="v", engine="genai", chain=("target",), devices=("CPU",), backend="PA"))
+    assert seen["scheduler_config"].enable_prefix_caching is False
+    seen.clear()
+    runner.pipeline(Case(variant="v", engine="genai", chain=("target",), devices=("CPU",), backend="SDPA"))
+    assert "scheduler_config" not in seen  # the stateful SDPA pipeline caches nothing
