@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         type=str.lower,
         action="append",
-        help=f"draft weight format, once for all drafts or once per --draft (default {DEFAULT_FORMATS['draft']})",
+        help=f"draft weight format, once for all drafts or once per --draft (default {DEFAULT_FORMATS['draft']}); "
+        "auto: build int8/int4/pruned-head candidates and keep the one predicted fastest on this machine",
     )
     fmt.add_argument(
         "--draft-vocab",

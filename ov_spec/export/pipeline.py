@@ -186,7 +186,9 @@ def _check_inputs(plan: Recipe, specs: list[ModelSpec], progress: Progress, verb
     for spec in specs:
         spec.compression.check_widths(infos[spec.source].widths, spec.name)
     _record_local_paths(plan, sources)
-    text, label = _preview_text(plan, sources[specs[0].source]) if plan.preview.enabled else ("", "")
+    # --draft-format auto measures agreement on the preview chunks even when the preview is off.
+    wants_text = plan.preview.enabled or any(s.auto_format for s in specs)
+    text, label = _preview_text(plan, sources[specs[0].source]) if wants_text else ("", "")
     return _Checked(sources, infos, calib, text, label, _kept_tokens(plan, specs, sources, infos))
 
 
@@ -196,8 +198,13 @@ def _export_into(
     """Convert, compress, preview and write the manifest into the staging folder ``root``."""
     bases = _convert_sources(specs, checked, plan.convert_dtype, root / "_base", progress, verbose)
     entries, rows = [], []
-    for spec in specs:
-        entry, row = _write_model(spec, bases[spec.source], checked, root, progress, verbose)
+    for i, spec in enumerate(specs):
+        if spec.auto_format:
+            specs[i], entry, row = _choose_format(
+                spec, bases[spec.source], checked, plan, root, entries, progress, verbose
+            )
+        else:
+            entry, row = _write_model(spec, bases[spec.source], checked, root, progress, verbose)
         entries.append(entry)
         rows.append(row)
     preview: dict[str, Any] = {"skipped": "disabled"}
@@ -298,6 +305,95 @@ def _write_model(
     shown = comp.format if kept is None else f"{comp.format}, head {kept.ids.size}"
     row = SummaryRow(spec.name, spec.role, spec.level, shown, size, base.num_parameters, seconds)
     return entry, row
+
+
+def _choose_format(
+    spec: ModelSpec,
+    base: _Base,
+    checked: _Checked,
+    plan: Recipe,
+    root: Path,
+    above: list[ModelEntry],
+    progress: Progress,
+    verbose: bool,
+) -> tuple[ModelSpec, ModelEntry, SummaryRow]:
+    """``--draft-format auto``: build each candidate, measure agreement and step cost, keep the fastest.
+
+    See :mod:`ov_spec.export.choose`. The winner's folder becomes the draft's; the others are removed.
+    """
+    from dataclasses import replace
+
+    import openvino as ov
+
+    from ov_spec.export import choose
+    from ov_spec.export.preview import greedy_tokens
+
+    info = checked.infos[spec.source]
+    verifier = root / above[spec.level - 1].path / MODEL_XML
+    max_context = min([info.max_context, *(e.max_context for e in above)])
+    chunks = token_chunks(
+        checked.preview_text, info.hf_tokenizer, plan.preview.chunks, plan.preview.tokens, max_context
+    )
+    core = ov.Core()
+    reference, _ = greedy_tokens(verifier, chunks, core, {})
+    work = root / "_choose"
+    built: list[tuple[choose.Candidate, ModelSpec, ModelEntry, SummaryRow, Path, KeptTokens | None, Any]] = []
+    for j, cand in enumerate(choose.candidates(info.vocab_size)):
+        trial = replace(spec, compression=cand.compression, draft_vocab=cand.draft_vocab, auto_format=False)
+        if cand.draft_vocab:
+            checked.kept[spec.name] = _kept_for(trial, info, checked.preview_text, checked.preview_label)
+        else:
+            checked.kept.pop(spec.name, None)
+        folder = work / str(j)
+        folder.mkdir(parents=True)
+        entry, row = _write_model(trial, base, checked, folder, progress, verbose)
+        kept = checked.kept.get(spec.name)
+        found, _ = greedy_tokens(folder / spec.name / MODEL_XML, chunks, core, {})
+        agree = (found if kept is None else kept.ids[found]) == reference  # [chunks, tokens] booleans
+        built.append((cand, trial, entry, row, folder, kept, agree))
+    jobs = {"verifier": (verifier, None, None, choose.verifier_sizes())}
+    for j, (_, _, _, _, folder, kept, _) in enumerate(built):
+        token_map = kept.ids if kept is not None else None
+        jobs[str(j)] = (folder / spec.name / MODEL_XML, token_map, info.vocab_size, [1])
+    with progress.stage(
+        f"{spec.name}: timing {len(built)} candidates and the verifier ({above[spec.level - 1].name})"
+    ):
+        costs_ms = choose.pass_costs(jobs)
+    verify_ms = costs_ms["verifier"]
+    results = []
+    for j, (cand, trial, entry, row, folder, kept, agree) in enumerate(built):
+        draft_ms = costs_ms[str(j)][1]
+        best_k, speed = choose.predict(agree, draft_ms, verify_ms)
+        measured = choose.Measured(cand, float(agree.mean()), draft_ms, best_k, speed)
+        results.append((measured, trial, entry, row, folder, kept))
+    measured, trial, entry, row, folder, kept = max(results, key=lambda r: r[0].tokens_per_s)
+    target_only = 1e3 / verify_ms[1]
+    why = choose.reason([r[0] for r in results], target_only)
+    progress.log(f"{spec.name}: --draft-format auto chose {measured.candidate.label}: {why}")
+    (folder / spec.name).rename(root / spec.name)
+    shutil.rmtree(work)
+    if kept is not None:  # the preview maps the winner's columns back to token ids
+        checked.kept[spec.name] = kept
+    else:
+        checked.kept.pop(spec.name, None)
+    entry.compression["chosen_by"] = {
+        "method": "predicted tokens/s = tau(k) / (k * draft step + verifier pass over k+1 tokens), CPU",
+        "chosen": measured.candidate.label,
+        "reason": why,
+        "target_only_tokens_per_s": round(target_only, 2),
+        "verifier_ms": {str(n): round(ms, 3) for n, ms in verify_ms.items()},
+        "candidates": [r[0].to_dict() for r in results],
+    }
+    i = int(spec.name[5:]) - 1  # record the choice, so recipe.toml re-makes this very pipeline
+    plan.draft_vocab += [None] * (len(plan.drafts) - len(plan.draft_vocab))
+    plan.draft_compression[i], plan.draft_vocab[i], plan.draft_auto[i] = (
+        trial.compression,
+        trial.draft_vocab,
+        False,
+    )
+    row.format = f"{row.format} (auto)"
+    row.note = f"{spec.name}: auto chose {measured.candidate.label}: {why}"
+    return trial, entry, row
 
 
 def _run_preview(
@@ -413,12 +509,16 @@ def _kept_tokens(
                 f"{spec.name}: --draft-vocab {spec.draft_vocab} exceeds its vocabulary of {info.vocab_size}; "
                 "pass a smaller number (or 0 for the full head)"
             )
-        tok = info.tokenizer
-        special = [*tok.eos_token_ids, *(i for i, _, is_special in tok.added if is_special)]
-        kept[spec.name] = choose_kept_tokens(
-            text, label, info.hf_tokenizer, info.vocab_size, spec.draft_vocab, special
-        )
+        kept[spec.name] = _kept_for(spec, info, text, label)
     return kept
+
+
+def _kept_for(spec: ModelSpec, info: ModelInfo, text: str, label: str) -> KeptTokens:
+    """The ``spec.draft_vocab`` most frequent tokens of ``text``, special tokens always kept."""
+    tok = info.tokenizer
+    assert tok is not None and spec.draft_vocab is not None
+    special = [*tok.eos_token_ids, *(i for i, _, is_special in tok.added if is_special)]
+    return choose_kept_tokens(text, label, info.hf_tokenizer, info.vocab_size, spec.draft_vocab, special)
 
 
 def _preview_text(plan: Recipe, target: ResolvedSource) -> tuple[str, str]:

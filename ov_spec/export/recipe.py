@@ -47,6 +47,7 @@ DEFAULT_FORMATS = {"target": "int8_asym", "draft": "int4_sym", "self_draft": "mx
 CONVERT_DTYPES = ("auto", "fp32", "fp16")
 _MODEL_KEYS = {"source"} | {f.name for f in dataclasses.fields(CompressionConfig)}
 _DRAFT_KEYS = _MODEL_KEYS | {"draft_vocab"}  # draft_vocab: ov_spec.export.prune
+AUTO_FORMAT = "auto"  # a draft format chosen at export by measured speed (ov_spec.export.choose)
 _TOP_KEYS = {"convert_dtype", "calibration_text", "target", "self_draft", "draft", "preview"}
 _PREVIEW_KEYS = {"enabled", "text", "chunks", "tokens"}
 
@@ -61,6 +62,7 @@ class ModelSpec:
     source: str  # as the user wrote it
     compression: CompressionConfig
     draft_vocab: int | None = None  # keep the LM-head rows of this many frequent tokens (FR-Spec); None = all
+    auto_format: bool = False  # --draft-format auto: compression is a placeholder until export measures
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Recipe:
     drafts: list[str] = field(default_factory=list)
     draft_compression: list[CompressionConfig] = field(default_factory=list)  # one per draft
     draft_vocab: list[int | None] = field(default_factory=list)  # one per draft; None = full LM head
+    draft_auto: list[bool] = field(default_factory=list)  # one per draft: format chosen by measurement
     self_draft: CompressionConfig | None = None  # None = no self-draft
     calibration_text: str | None = None
     convert_dtype: str = "auto"
@@ -108,8 +111,9 @@ class Recipe:
             specs.append(ModelSpec("self_draft", "self_draft", 1, self.target, self.self_draft))
         first = len(specs)
         vocab = self.draft_vocab + [None] * (len(self.drafts) - len(self.draft_vocab))
+        auto = self.draft_auto + [False] * (len(self.drafts) - len(self.draft_auto))
         for i, (src, comp) in enumerate(zip(self.drafts, self.draft_compression, strict=True)):
-            specs.append(ModelSpec(f"draft{i + 1}", "draft", first + i, src, comp, vocab[i]))
+            specs.append(ModelSpec(f"draft{i + 1}", "draft", first + i, src, comp, vocab[i], auto[i]))
         return specs
 
     def validate(self) -> list[ModelSpec]:
@@ -128,6 +132,10 @@ class Recipe:
             ):
                 raise UserError(
                     f"{spec.name}: draft vocabulary must be a whole number >= 1, got {spec.draft_vocab}"
+                )
+            if spec.auto_format and spec.draft_vocab:
+                raise UserError(
+                    f"{spec.name}: --draft-format auto also chooses the LM head; remove --draft-vocab"
                 )
             if spec.compression.needs_calibration and not self.calibration_text:
                 raise UserError(
@@ -171,6 +179,7 @@ class Recipe:
                 for i in range(len(self.drafts))
             ]
             self.draft_vocab = self.draft_vocab[: len(self.drafts)]
+            self.draft_auto = self.draft_auto[: len(self.drafts)]
         if self_draft is None:
             pass  # keep the recipe's choice
         elif self_draft is True:
@@ -215,16 +224,20 @@ class Recipe:
                     "give --draft-format once (all drafts) or once per --draft"
                 )
             for i in range(len(self.drafts)):
-                self.draft_compression[i] = _with_format(
-                    self.draft_compression[i], values[min(i, len(values) - 1)]
-                )
+                self._set_draft_format(i, values[min(i, len(values) - 1)])
         elif key.startswith("draft") and key[5:].isdigit() and 1 <= int(key[5:]) <= len(self.drafts):
-            i = int(key[5:]) - 1
-            self.draft_compression[i] = _with_format(self.draft_compression[i], value)
+            self._set_draft_format(int(key[5:]) - 1, value)
         else:
             raise UserError(
                 f"unknown model {key!r} in formats; use target, self_draft, draft or draft1..draft{len(self.drafts)}"
             )
+
+    def _set_draft_format(self, i: int, value: Any) -> None:
+        """``auto`` (ov_spec.export.choose) measures candidates at export; anything else is a format."""
+        self.draft_auto += [False] * (len(self.drafts) - len(self.draft_auto))
+        self.draft_auto[i] = isinstance(value, str) and value.lower() == AUTO_FORMAT
+        if not self.draft_auto[i]:
+            self.draft_compression[i] = _with_format(self.draft_compression[i], value)
 
     def _apply_settings(self, settings: dict[str, Any]) -> None:
         slots = self._compression_slots()
@@ -268,9 +281,14 @@ class Recipe:
         if self.self_draft is not None:
             out["self_draft"] = self.self_draft.to_dict()
         vocab = self.draft_vocab + [None] * (len(self.drafts) - len(self.draft_vocab))
+        auto = self.draft_auto + [False] * (len(self.drafts) - len(self.draft_auto))
         out["draft"] = [
-            {"source": s, **c.to_dict(), **({"draft_vocab": v} if v else {})}
-            for s, c, v in zip(self.drafts, self.draft_compression, vocab, strict=True)
+            {
+                "source": s,
+                **({"format": AUTO_FORMAT} if a else c.to_dict()),
+                **({"draft_vocab": v} if v else {}),
+            }
+            for s, c, v, a in zip(self.drafts, self.draft_compression, vocab, auto, strict=True)
         ]
         out["preview"] = {k: v for k, v in dataclasses.asdict(self.preview).items() if v is not None}
         return out
@@ -304,6 +322,9 @@ class Recipe:
             table = dict(_table(raw, f"{where} [[draft]] #{i + 1}"))
             _check_keys(table, _DRAFT_KEYS, f"{where} [[draft]] #{i + 1}")
             vocab = table.pop("draft_vocab", None)
+            auto = str(table.get("format", "")).lower() == AUTO_FORMAT
+            if auto:
+                del table["format"]  # int4_sym stands in until export measures the candidates
             if vocab is not None and (isinstance(vocab, bool) or not isinstance(vocab, int)):
                 raise UserError(
                     f"{where} [[draft]] #{i + 1}: draft_vocab must be a whole number, got {vocab!r}"
@@ -313,6 +334,7 @@ class Recipe:
                 _model_config(table, DEFAULT_FORMATS["draft"], f"{where} [[draft]] #{i + 1}: ")
             )
             recipe.draft_vocab.append(vocab or None)
+            recipe.draft_auto.append(auto)
         if "preview" in data:
             table = _table(data["preview"], f"{where} [preview]")
             _check_keys(table, _PREVIEW_KEYS, f"{where} [preview]")

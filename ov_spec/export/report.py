@@ -82,6 +82,7 @@ class SummaryRow:
     size_bytes: int
     num_parameters: int
     seconds: float  # conversion (if this model triggered it) + compression + writing
+    note: str = ""  # printed under the table (e.g. why --draft-format auto chose this format)
 
     @property
     def vs_fp16(self) -> float:
@@ -113,4 +114,5 @@ def summary_table(rows: list[SummaryRow]) -> str:
         for row in [header, *body]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines += [r.note for r in rows if r.note]
     return "\n".join(lines)
