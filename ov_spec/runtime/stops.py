@@ -50,21 +50,32 @@ class StopText:
         self._bounds = [0]  # text length after each step: whole-token boundaries
 
     def push(self, ids: Sequence[int]) -> str:
-        """Add a step's tokens; return the text now safe to stream (possibly empty)."""
+        """Add a step's tokens; return the text now safe to stream (possibly empty).
+
+        Text that ends in an incomplete multi-byte character (U+FFFD) is held back from that
+        character on, never as a whole: the complete text before it streams now, and
+        :meth:`finish` sends whatever is left when generation ends.
+        """
         self.ids.extend(ids)
         full = self._decode(self.ids)
-        if full.endswith("\ufffd"):  # an incomplete multi-byte character: wait for the rest
-            return ""
         before = len(self.text)
         self.text = full
-        hit = find_stop(full, self.stops, before) if self.stops else None
+        complete = len(full.rstrip("\ufffd"))
+        hit = find_stop(full[:complete], self.stops, before) if self.stops else None
         if hit is not None:
             self._cut(hit)
             self.stopped = True
             return self._take(len(self.text))
-        self._bounds.append(len(full))
-        limit = len(full) - pending_prefix(full, self.stops) if self.stops else len(full)
+        if not self.stops:
+            return self._take(complete)
+        if complete == len(full):  # a whole-token boundary whose text is final
+            self._bounds.append(len(full))
+        limit = complete - pending_prefix(full[:complete], self.stops)
         return self._take(max(b for b in self._bounds if b <= limit))
+
+    def finish(self) -> str:
+        """The text not streamed yet, at the end of generation (then ``text`` is all sent)."""
+        return self._take(len(self.text))
 
     def _cut(self, hit: int) -> None:
         """Keep the longest run of tokens whose text ends at or before ``hit``."""
