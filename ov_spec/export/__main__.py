@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Turn a target and its drafts into one OpenVINO pipeline folder for speculative decoding:\n"
             "stateful IRs, tokenizer IRs and the manifest ov_spec.json. A source is a Hugging Face\n"
-            "checkpoint folder, a hub id (needs network) or tiny:PRESET/ROLE (a locally built pair,\n"
-            "e.g. tiny:default/target)."
+            "checkpoint folder, a .gguf file, a hub id (needs network) or tiny:PRESET/ROLE (a locally\n"
+            "built pair, e.g. tiny:default/target). Without --draft and --self-draft the pipeline is\n"
+            "target-only (target-only decoding and prompt lookup)."
         ),
         epilog=f"weight formats:\n{formats}\n\nrecipes: export/recipes/*.toml (flags override recipe values)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--draft",
         metavar="SRC",
         action="append",
-        help="a draft model; repeat for a cascade, largest first (levels 1, 2, ...)",
+        help="a draft model; repeat for a cascade, largest first (levels 1, 2, ...); none: target-only",
     )
     src.add_argument(
         "--self-draft",

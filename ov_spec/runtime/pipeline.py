@@ -394,6 +394,12 @@ class SpeculativePipeline:
                     yield chunk
             if finish != "length":
                 break
+        if live:  # text held back (a character still incomplete, a possible stop prefix) ends here
+            rest = text_state.finish()
+            if rest:
+                if streamer is not None:
+                    streamer(rest)
+                yield rest
         text = text_state.text if live else self.tokenizer.decode([t for t in generated if t not in eos])
         metrics = self._metrics(top, len(prompt_ids), len(generated), ttft, clock() - start)
         if auto:
