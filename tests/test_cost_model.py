@@ -120,6 +120,7 @@ def test_controller_explores_sparingly_when_zero_is_chosen():
         seconds = target.pass_cost(k + 1, 50) + k * 0.0168 + (0.004 if k else 0.0)
         emitted = 1 + int(k > 0 and rng.random() < 0.3)
         auto.update(k, emitted - 1, seconds=seconds, emitted=emitted)
+        seq += [7] * emitted  # decoding goes on: the choice is re-derived as the context grows
         spent += seconds
         lost += max(seconds - emitted * 0.080, 0.0)
     assert auto.explored >= 1  # it did look
@@ -238,3 +239,18 @@ def test_auto_reports_its_choice_in_metrics(random_pipeline):
     assert fixed.draft_tokens == [3] and fixed.auto is None
     d = m.to_dict()
     assert json.loads(json.dumps(d))["auto"]["chain"] == ["target", "draft1"]
+
+
+def test_measured_pass_times_rescale_a_stale_table():
+    """A table timed on a busy machine (3x too slow) is corrected by what the passes measure."""
+    stale = table(0.030, 0.0008)
+    auto = controller(stale, draft_s=0.003, prior=0.1)
+    seq = list(range(50))
+    for _ in range(200):
+        k = auto.choose(seq)
+        true = 0.010 + 0.0008 / 3 * k
+        auto.update(k, 0, seconds=true + 0.0001 + k * 0.003, emitted=1, verify_s=true)
+        seq.append(7)
+    assert auto.cost_model.scale["target"] == pytest.approx(1 / 3, rel=0.1)
+    assert auto.cost_model.overhead["target"] == pytest.approx(0.0001, abs=5e-5)
+    assert auto.rate(len(seq)) == pytest.approx(1 / 0.0101, rel=0.1)

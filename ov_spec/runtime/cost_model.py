@@ -48,6 +48,7 @@ PRIOR_STRENGTH = 3.0  # pseudo-passes the preview's acceptance counts for
 DECAY = 0.98  # weight of the past per new pass (memory of ~50 passes)
 DEFAULT_PRIOR = 0.5  # acceptance assumed when the export measured no preview
 DEFAULT_OVERHEAD_S = 2e-4  # the loop's own time per pass until it is measured
+MEMO_TOKENS = 16  # a choice is reused until the context grows by this much (or acceptance changes)
 
 
 # -- step costs -----------------------------------------------------------------------------------
@@ -339,6 +340,8 @@ class CostModel:
         self.k_max = k_max
         self.acceptance: dict[tuple, Acceptance] = {}
         self.overhead: dict[str, float] = {}  # level name -> loop time per iteration (EMA)
+        self.scale: dict[str, float] = {}  # verifier -> measured / tabled pass time (EMA)
+        self.draft_scale: dict[tuple[str, str], float] = {}  # (verifier, drafter) -> the same for drafts
         self.explore_budget: dict[tuple[str, str], list[float]] = {}  # (decode s, lost s)
 
     def table(self, name: str) -> CostTable:
@@ -361,6 +364,11 @@ class CostModel:
                 prior *= 0.8
             self.acceptance[key] = Acceptance(prior, self.k_max)
         return self.acceptance[key]
+
+
+def _ema(old: float, sample: float, weight: float = 0.1) -> float:
+    """One step of an exponential average of a measured/tabled ratio, bounded to 1/4..4."""
+    return float(min(max((1 - weight) * old + weight * min(max(sample, 0.25), 4.0), 0.25), 4.0))
 
 
 def ngram_prior(match_length: int, recent: bool) -> float:
@@ -429,17 +437,20 @@ class AutoDraftLength:
         self._state: Any = None
         self._last_bucket: tuple[str, int, bool] = ("ngram", 1, True)  # prompt lookup's last match
         self._choice: Choice | None = None
+        self._memo: dict[Any, tuple[tuple, Choice]] = {}  # state -> (key, choice)
+        self._pending: list = [0.0, 0.0, 0.0, 0]  # passes without drafts not yet learned from
         self.first: Choice | None = None  # the choice of the first decoding pass
         self.explored = 0  # passes that tried a draft length the model doubted
         self.passes = 0
 
     def costs(self, context: int) -> LevelCosts:
-        table = self.cost_model.table(self.verifier)
+        model = self.cost_model
+        table = model.table(self.verifier)
         per_token, draft_rollback = self._drafter_cost(context)
         return LevelCosts(
-            verify=table.pass_costs(context, self.k_max + 1),
+            verify=table.pass_costs(context, self.k_max + 1) * model.scale.get(self.verifier, 1.0),
             rollback=table.rollback_cost(context),
-            draft_per_token=per_token,
+            draft_per_token=per_token * model.draft_scale.get((self.verifier, self.drafter), 1.0),
             draft_rollback=draft_rollback,
             overhead=self.cost_model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S),
         )
@@ -454,53 +465,113 @@ class AutoDraftLength:
         return float(self.rates(context, state).max())
 
     def choose(self, sequence: Sequence[int]) -> int:
-        """The draft length of the next pass (0 = the verifier decodes alone)."""
+        """The draft length of the next pass (0 = the verifier decodes alone).
+
+        The choice is re-derived when the context moves on by :data:`MEMO_TOKENS`, the acceptance
+        it rests on changes, or the kind of match does; otherwise the last one is reused (on a
+        small model a pass costs well under a millisecond, and so must deciding it).
+        """
         context = len(sequence)
         bucket = self._bucket(sequence) if self._bucket is not None else None
-        costs = self.costs(context)
-        base = float(1.0 / (costs.verify[1] + costs.overhead))
         if bucket is not None and bucket[1] == 0:  # prompt lookup has nothing to copy
-            self._state, self._choice = None, Choice(0, base, base, costs)
-            self.k = 0
-            return 0
+            self._state = None
+            return self._use(self._derive(context, None, nothing=True))
         if bucket is not None:
             self._last_bucket = bucket
         self._state = (*bucket, self._prev_full) if bucket is not None else (self._prev_full,)
         acc = self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, self._state)
+        key = (context // MEMO_TOKENS, self._state, acc.passes)
+        memo = self._memo.get(self._state)
+        if memo is not None and memo[0] == key:
+            return self._use(memo[1])
+        choice = self._derive(context, acc)
+        # Remember the plain choice; an exploring try is never repeated from memory.
+        self._memo[self._state] = (
+            key,
+            Choice(0, choice.base, choice.base, choice.costs) if choice.explore else choice,
+        )
+        return self._use(choice)
+
+    def _derive(self, context: int, acc: Acceptance | None, nothing: bool = False) -> Choice:
+        costs = self.costs(context)
+        base = float(1.0 / (costs.verify[1] + costs.overhead))
+        if nothing or acc is None:
+            return Choice(0, base, base, costs)
         rates = tokens_per_second(acc.hazards(), costs, self.k_max)
         k = best_k(rates)
         choice = Choice(k, float(rates[k]), base, costs)
-        if k == 0:
+        decode_s, lost_s = self.cost_model.budget(self.verifier, self.drafter)
+        if k == 0 and lost_s < EXPLORE_SHARE * decode_s:
             hopeful = tokens_per_second(acc.hazards(optimistic=True), costs, self.k_max)
             k_up = best_k(hopeful)
-            decode_s, lost_s = self.cost_model.budget(self.verifier, self.drafter)
             # What one try may lose: its time beyond what its tokens would cost the verifier alone.
             loss = (k_up + 1) * (1.0 / rates[k_up] - 1.0 / base) if k_up else 0.0
             if k_up and lost_s + max(loss, 0.0) <= EXPLORE_SHARE * decode_s:
                 choice = Choice(k_up, float(rates[k_up]), base, costs, explore=True)
+        return choice
+
+    def _use(self, choice: Choice) -> int:
         self._choice = choice
         if self.first is None:
             self.first = choice
         self.k = choice.k
         return choice.k
 
-    def update(self, drafted: int, accepted: int, seconds: float = 0.0, emitted: int = 0) -> None:
-        """After a pass: learn acceptance, the loop's own overhead, and what exploring cost."""
+    def update(
+        self, drafted: int, accepted: int, seconds: float = 0.0, emitted: int = 0, verify_s: float = 0.0
+    ) -> None:
+        """After a pass: learn acceptance, the measured costs, and what exploring cost.
+
+        ``seconds`` is the whole pass, ``verify_s`` the verifier's own forward pass in it. The
+        cost tables were timed once, perhaps on a busier machine: the ratio of measured to
+        tabled verification time scales the verifier's table, the rest of a pass without drafts
+        is the loop's own overhead, and what remains of a pass with drafts scales the drafter's
+        cost (each an exponential average, bounded to 1/4..4x).
+        """
         choice, self._choice = self._choice, None
         if choice is None:
             return
         self.passes += 1
+        model = self.cost_model
+        if drafted == 0 and not choice.explore and choice.costs is not None:
+            # The common pass on a pair where drafting does not pay: learn in batches of eight,
+            # so deciding costs the loop next to nothing.
+            pending = self._pending
+            pending[0] += seconds
+            pending[1] += verify_s
+            pending[2] += choice.costs.verify[1] / model.scale.get(self.verifier, 1.0)
+            pending[3] += 1
+            model.budget(self.verifier, self.drafter)[0] += seconds
+            self._prev_full = False
+            if pending[3] >= 8:
+                if pending[1] > 0:
+                    # (eight passes per sample: a heavier weight than a single pass gets)
+                    ratio = pending[1] / pending[2]
+                    model.scale[self.verifier] = _ema(model.scale.get(self.verifier, 1.0), ratio, 0.3)
+                    old = model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S)
+                    rest = (pending[0] - pending[1]) / pending[3]
+                    model.overhead[self.verifier] = max(0.7 * old + 0.3 * rest, 0.0)
+                self._pending = [0.0, 0.0, 0.0, 0]
+            return
         if drafted > 0 and self._state is not None:
             self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, self._state).update(
                 drafted, accepted
             )
         costs = choice.costs
-        if costs is not None and seconds > 0:
-            modelled = costs.verify[drafted + 1] + drafted * costs.draft_per_token
-            if accepted < drafted:
-                modelled += costs.rollback + costs.draft_rollback
-            old = self.cost_model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S)
-            self.cost_model.overhead[self.verifier] = max(0.9 * old + 0.1 * (seconds - modelled), 0.0)
+        if costs is not None and seconds > 0 and verify_s > 0:
+            tabled = costs.verify[drafted + 1] / model.scale.get(self.verifier, 1.0)
+            model.scale[self.verifier] = _ema(model.scale.get(self.verifier, 1.0), verify_s / tabled)
+            rest = seconds - verify_s
+            if drafted == 0:
+                old = model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S)
+                model.overhead[self.verifier] = max(0.9 * old + 0.1 * rest, 0.0)
+            elif costs.draft_per_token > 0:
+                if accepted < drafted:
+                    rest -= costs.rollback + costs.draft_rollback
+                pair = (self.verifier, self.drafter)
+                tabled = drafted * costs.draft_per_token / model.draft_scale.get(pair, 1.0)
+                rest -= costs.overhead
+                model.draft_scale[pair] = _ema(model.draft_scale.get(pair, 1.0), rest / tabled)
         budget = self.cost_model.budget(self.verifier, self.drafter)
         budget[0] += seconds
         if choice.explore:

@@ -55,7 +55,9 @@ class DraftLength:
         """The draft length of the next pass."""
         return self.k
 
-    def update(self, drafted: int, accepted: int, seconds: float = 0.0, emitted: int = 0) -> None:
+    def update(
+        self, drafted: int, accepted: int, seconds: float = 0.0, emitted: int = 0, verify_s: float = 0.0
+    ) -> None:
         if not self.adaptive or drafted == 0:
             return
         self.k = min(self.k + 2, self.k_max) if accepted == drafted else max(self.k - 1, self.k_min)
@@ -129,7 +131,9 @@ class Speculator:
         # Score: the target catches up on the committed tokens it has not seen (rolling back the
         # ones it rejected last time), then scores every drafted position plus one in one pass.
         feed = self.model.sync(sequence) + drafted
+        verify_s = self.model.stats.infer_s
         logits = self.model.forward(feed, n_logits=len(drafted) + 1)
+        verify_s = self.model.stats.infer_s - verify_s
 
         verdict = self.rule(proposal, logits, params, rng)
         tokens = drafted[: verdict.accepted] + [verdict.next_token]
@@ -143,7 +147,7 @@ class Speculator:
         self.stats.emitted += len(tokens)
         lengths = self.stats.draft_lengths
         lengths[len(drafted)] = lengths.get(len(drafted), 0) + 1
-        self.draft.update(len(drafted), verdict.accepted, time.perf_counter() - start, len(tokens))
+        self.draft.update(len(drafted), verdict.accepted, time.perf_counter() - start, len(tokens), verify_s)
         return Step(tokens, verdict.probs)
 
     def propose(
