@@ -72,8 +72,10 @@ def test_expand_counts_modes_and_baselines():
     cases = expand(cfg, [v], ["CPU"])
     ov = [c for c in cases if c.engine == "ov_spec"]
     genai = [c for c in cases if c.engine == "genai"]
-    # ov_spec: target-only, ngram x2, pair x2, adaptive, confidence, MTAD x2
-    assert len(ov) == 1 + 2 + 2 + 1 + 1 + 2
+    # ov_spec: target-only, ngram auto + x2, pair auto + x2, adaptive, confidence, MTAD x2
+    assert len(ov) == 1 + 3 + 3 + 1 + 1 + 2
+    auto = [c for c in ov if c.auto]
+    assert [c.mode for c in auto] == ["auto", "auto"] and all(c.speculative and not c.k for c in auto)
     # genai: target-only (PA, SDPA), prompt lookup x2, pair x2, confidence
     assert len(genai) == 2 + 2 + 2 + 1
     assert len({c.id for c in cases}) == len(cases)
@@ -106,7 +108,9 @@ def test_expand_placements_sampling_and_dedup():
         ("target", "self_draft", "draft1"),
     }
     pair = [
-        c for c in cases if c.variant == "mx" and c.chain == ("target", "draft1") and c.sampling == "greedy"
+        c
+        for c in cases
+        if c.variant == "mx" and c.chain == ("target", "draft1") and c.sampling == "greedy" and not c.auto
     ]
     assert sorted(c.devices for c in pair) == [("CPU", "CPU"), ("CPU", "GPU"), ("GPU", "CPU"), ("GPU", "GPU")]
     assert {c.sampling for c in cases} == {"greedy", "sample"}
@@ -134,7 +138,7 @@ def test_config_layers(tmp_path):
     assert cfg.chains == ["target,draft1"]
     with pytest.raises(UserError, match="unknown benchmark setting"):
         BenchConfig.load(None, {"pipelines": ["p"], "draft_length": 3})
-    with pytest.raises(UserError, match="draft_tokens must be in 1..16"):
+    with pytest.raises(UserError, match="use_draft=False"):
         BenchConfig.load(None, {"pipelines": ["p"], "draft_tokens": "0"})
 
 
@@ -266,7 +270,8 @@ def test_run_recommends_its_fastest(bench_run):
         (["--chains", "cascade"], "the sweep is empty"),
         (["--prompts", "/nonexistent/prompts.txt"], "cannot read prompt file"),
         (["--config", "/nonexistent/bench.toml"], "benchmark config"),
-        (["--k", "0"], "draft_tokens must be in 1..16"),
+        (["--k", "0"], "draft_tokens 0 is not a draft length"),
+        (["--k", "17"], "draft_tokens must be in 1..16"),
         (["--sampling", "beam"], "sampling must list"),
     ],
 )
@@ -291,7 +296,7 @@ def test_interrupted_run_still_writes(random_pipeline, tmp_path, monkeypatch):
 
     def flaky(self, case, prompt, seed):
         calls.append(1)
-        if len(calls) == 6:
+        if len(calls) == 10:  # after every case's warm-up (6 cases here) and a few timed runs
             raise KeyboardInterrupt
         return real(self, case, prompt, seed)
 
@@ -411,3 +416,15 @@ def test_mask_rollback_cost_includes_compaction(random_pipeline):
     assert costs.compaction > 0
     # the mean is over every rollback, so it carries the compactions' share
     assert costs.rollback_mask >= costs.compaction / 500
+
+
+def test_auto_cases_run_with_draft_tokens_auto():
+    from ov_spec.bench.runners import OvSpecRunner
+
+    v = _variant("a", TARGET, _entry("draft1", "draft", 1, "tiny:default/draft"))
+    cfg = _config(draft_tokens=[4])
+    auto = [c for c in expand(cfg, [v], ["CPU"]) if c.auto]
+    runner = OvSpecRunner(cfg, {"a": v})
+    assert {runner.options(c, 0)["draft_tokens"] for c in auto} == {"auto"}
+    fixed = next(c for c in expand(cfg, [v], ["CPU"]) if c.k == 4 and not c.ngram and c.engine == "ov_spec")
+    assert runner.options(fixed, 0)["draft_tokens"] == 4

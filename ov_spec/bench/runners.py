@@ -73,7 +73,7 @@ class OvSpecRunner:
             return {**opts, "use_draft": False}
         opts.update(
             models=list(case.chain),
-            draft_tokens=case.k,
+            draft_tokens="auto" if case.auto else case.k,
             adaptive=case.adaptive,
             ngram=case.ngram,
             min_confidence=case.confidence,

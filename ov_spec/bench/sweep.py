@@ -52,6 +52,7 @@ class Case:
     chain: tuple[str, ...]  # models, target first; ("target",) alone = no draft model
     devices: tuple[str, ...]  # one device per model in chain
     k: int = 0  # draft tokens per pass (every verifying level); 0 = target-only
+    auto: bool = False  # ov_spec draft_tokens="auto" (the default): the cost model picks k, 0 included
     adaptive: bool = False  # +2/-1 draft length, starting at k
     ngram: bool = False  # prompt lookup drafts (for the last model of the chain)
     mtad: bool = False  # MTAD beam drafting + joint-likelihood acceptance (lossy)
@@ -63,7 +64,7 @@ class Case:
 
     @property
     def speculative(self) -> bool:
-        return self.k > 0 or self.confidence > 0
+        return self.k > 0 or self.confidence > 0 or self.auto
 
     @property
     def lossless(self) -> bool:
@@ -89,6 +90,8 @@ class Case:
             return f"k<={self.k} conf={self.confidence:g}"
         if self.adaptive:
             return f"adaptive k0={self.k}"
+        if self.auto:
+            return "auto"
         return f"k={self.k}" if self.k else ""
 
     @property
@@ -261,11 +264,13 @@ def _base_cases(config: BenchConfig, variant: Variant, devices: Sequence[str]) -
                         for backend in config.genai_backends:
                             yield Case(engine="genai", backend=backend, **common)
                     if config.ngram:
+                        yield Case(engine="ov_spec", auto=True, ngram=True, **common)
                         for k in ks:
                             yield Case(engine="ov_spec", k=k, ngram=True, **common)
                             if config.genai:
                                 yield Case(engine="genai", k=k, ngram=True, **common)
                     continue
+                yield Case(engine="ov_spec", auto=True, **common)  # what a user gets with no options
                 for k in ks:
                     yield Case(engine="ov_spec", k=k, **common)
                 if config.adaptive:
