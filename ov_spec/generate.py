@@ -13,7 +13,7 @@ import sys
 
 from ov_spec.cli import run_cli
 from ov_spec.errors import UserError
-from ov_spec.runtime.limits import AUTO, MAX_DRAFT_TOKENS, ROLLBACK_MODES, check_draft_tokens
+from ov_spec.runtime.limits import AUTO, MAX_DRAFT_TOKENS, ROLLBACK_CHOICES, check_draft_tokens
 from ov_spec.runtime.stateful import DEFAULT_DRAFT_ROLLBACK, DEFAULT_ROLLBACK
 
 
@@ -55,13 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--rollback",
-        choices=ROLLBACK_MODES,
+        choices=ROLLBACK_CHOICES,
         default=DEFAULT_ROLLBACK,
-        help=f"the target's KV-cache rollback (default {DEFAULT_ROLLBACK})",
+        help=f"the target's KV-cache rollback (default {DEFAULT_ROLLBACK}: trim where it is exact, an "
+        "f16/f32 cache; mask where no rollback is, a u8 cache)",
     )
     p.add_argument(
         "--draft-rollback",
-        choices=ROLLBACK_MODES,
+        choices=ROLLBACK_CHOICES,
         default=DEFAULT_DRAFT_ROLLBACK,
         help=f"the rollback of every model below the target (default {DEFAULT_DRAFT_ROLLBACK}: a draft "
         "only proposes, so its rollback never changes the output)",

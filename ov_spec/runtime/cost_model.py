@@ -48,6 +48,7 @@ PRIOR_STRENGTH = 3.0  # pseudo-passes the preview's acceptance counts for
 DECAY = 0.98  # weight of the past per new pass (memory of ~50 passes)
 DEFAULT_PRIOR = 0.5  # acceptance assumed when the export measured no preview
 DEFAULT_OVERHEAD_S = 2e-4  # the loop's own time per pass until it is measured
+LOOKUP_IDLE, LOOKUP_EVERY = 4, 8  # prompt lookup: after 4 idle passes, search 1 pass in 8
 MEMO_TOKENS = 16  # a choice is reused until the context grows by this much (or acceptance changes)
 
 
@@ -439,6 +440,7 @@ class AutoDraftLength:
         self._choice: Choice | None = None
         self._memo: dict[Any, tuple[tuple, Choice]] = {}  # state -> (key, choice)
         self._pending: list = [0.0, 0.0, 0.0, 0]  # passes without drafts not yet learned from
+        self._idle = 0  # prompt lookup: passes since a match last paid
         self.first: Choice | None = None  # the choice of the first decoding pass
         self.explored = 0  # passes that tried a draft length the model doubted
         self.passes = 0
@@ -472,7 +474,15 @@ class AutoDraftLength:
         small model a pass costs well under a millisecond, and so must deciding it).
         """
         context = len(sequence)
-        bucket = self._bucket(sequence) if self._bucket is not None else None
+        bucket = None
+        if self._bucket is not None:
+            # While no kind of match has paid lately, look only every LOOKUP_EVERY-th pass: the
+            # search costs as much as a small model's pass, and would be spent on drafting nothing.
+            self._idle += 1
+            if self._idle > LOOKUP_IDLE and self._idle % LOOKUP_EVERY:
+                self._state = None
+                return self._use(self._derive(context, None, nothing=True))
+            bucket = self._bucket(sequence)
         if bucket is not None and bucket[1] == 0:  # prompt lookup has nothing to copy
             self._state = None
             return self._use(self._derive(context, None, nothing=True))
@@ -493,10 +503,16 @@ class AutoDraftLength:
         return self._use(choice)
 
     def _derive(self, context: int, acc: Acceptance | None, nothing: bool = False) -> Choice:
+        if nothing:  # no draft this pass: the verifier alone (memoized like any choice)
+            memo = self._memo.get(None)
+            if memo is not None and memo[0] == context // MEMO_TOKENS:
+                return memo[1]
         costs = self.costs(context)
         base = float(1.0 / (costs.verify[1] + costs.overhead))
         if nothing or acc is None:
-            return Choice(0, base, base, costs)
+            choice = Choice(0, base, base, costs)
+            self._memo[None] = (context // MEMO_TOKENS, choice)  # type: ignore[assignment]
+            return choice
         rates = tokens_per_second(acc.hazards(), costs, self.k_max)
         k = best_k(rates)
         choice = Choice(k, float(rates[k]), base, costs)
@@ -511,6 +527,8 @@ class AutoDraftLength:
         return choice
 
     def _use(self, choice: Choice) -> int:
+        if choice.k:
+            self._idle = 0
         self._choice = choice
         if self.first is None:
             self.first = choice

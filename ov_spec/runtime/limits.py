@@ -25,6 +25,9 @@ MAX_DRAFT_TOKENS = 16
 AUTO = "auto"
 # KV-cache rollback strategies (ov_spec.runtime.stateful); the default lives there (DEFAULT_ROLLBACK).
 ROLLBACK_MODES = ("trim", "mask")
+# What load() and the CLIs accept: "auto" picks one of ROLLBACK_MODES per model at load
+# (ov_spec.runtime.stateful.choose_rollback).
+ROLLBACK_CHOICES = (AUTO, *ROLLBACK_MODES)
 DraftTokens = int | str | Sequence[int | str]
 
 

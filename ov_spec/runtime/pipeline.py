@@ -24,7 +24,7 @@ from ov_spec.manifest import Manifest, ModelEntry
 from ov_spec.runtime import cost_model as costs
 from ov_spec.runtime import devices as placement
 from ov_spec.runtime.graph import keep_last_logits
-from ov_spec.runtime.limits import AUTO, MAX_DRAFT_TOKENS, DraftTokens, check_draft_tokens
+from ov_spec.runtime.limits import AUTO, MAX_DRAFT_TOKENS, ROLLBACK_CHOICES, DraftTokens, check_draft_tokens
 from ov_spec.runtime.metrics import AutoMetrics, GenerationMetrics, LevelMetrics, mean_draft_length, ratio
 from ov_spec.runtime.proposers import BeamProposer, ModelProposer, NgramProposer, Proposer
 from ov_spec.runtime.sampling import SamplingParams
@@ -33,6 +33,7 @@ from ov_spec.runtime.stateful import (
     DEFAULT_DRAFT_ROLLBACK,
     DEFAULT_ROLLBACK,
     StatefulLM,
+    choose_rollback,
     is_stateful,
     kv_sequence_axis,
 )
@@ -71,14 +72,27 @@ def load(
     """Load an exported pipeline folder (``ov_spec.json`` + one sub-folder per model).
 
     ``devices`` is a placement config (TOML/JSON path or dict; see :mod:`ov_spec.runtime.devices`);
-    ``rollback`` picks the target's KV-cache rollback strategy (``"trim"``: bit-exact, default;
-    ``"mask"``: no cache copies, see :mod:`ov_spec.runtime.stateful`); ``draft_rollback`` that of
+    ``rollback`` picks the target's KV-cache rollback strategy (``"auto"``, the default: ``"trim"``
+    where its cache is stored unquantized and the trim is exact, ``"mask"`` where it is quantized
+    and no rollback is exact; ``"mask"`` never copies the cache; see
+    :mod:`ov_spec.runtime.stateful`); ``draft_rollback`` that of
     every model below it (default ``"mask"``: a draft only proposes, so the last bits of its
     logits never change the output, and ``trim``'s cache copies would cost more than its passes).
     """
     return SpeculativePipeline(
         Path(folder), devices, device_overrides, property_overrides, rollback, draft_rollback
     )
+
+
+def _check_rollback(choice: str) -> None:
+    if choice not in ROLLBACK_CHOICES:
+        raise UserError(f"rollback must be one of {', '.join(ROLLBACK_CHOICES)}, got {choice!r}")
+
+
+def _rollback_mode(choice: str, compiled: ov.CompiledModel) -> str:
+    """The strategy a model uses: ``choice``, with ``"auto"`` resolved from the compiled model."""
+    _check_rollback(choice)
+    return choose_rollback(compiled) if choice == AUTO else choice
 
 
 class SpeculativePipeline:
@@ -103,6 +117,8 @@ class SpeculativePipeline:
             self.core, folder / self.manifest.tokenizer["path"], self.manifest.tokenizer
         )
         self.rollback = rollback
+        for choice in (rollback, draft_rollback):  # before anything is compiled
+            _check_rollback(choice)
         self.models: dict[str, StatefulLM] = {}
         self.compile_props: dict[str, dict[str, Any]] = {}
         for entry in self.manifest.by_level():
@@ -129,7 +145,7 @@ class SpeculativePipeline:
                 compiled,
                 kv_sequence_axis(model),
                 entry.name,
-                rollback if entry.level == 0 else draft_rollback,
+                _rollback_mode(rollback if entry.level == 0 else draft_rollback, compiled),
                 max_context=self.manifest.max_context,
                 token_map=token_map,
                 vocab_size=width,

@@ -4,16 +4,22 @@ The exported IR keeps the KV cache inside the infer request (``ReadValue``/``Ass
 so the runtime only feeds new tokens. Speculative decoding also needs to *undo* tokens the target
 rejected. Two strategies, chosen per model:
 
-``trim`` (default)
+``trim``
     Copy each cache tensor out, keep the first ``n`` positions, copy it back (what openvino.genai
-    does on CPU/GPU). Costs two cache copies per rollback, and the cache afterwards is exactly the
-    cache target-only decoding would have, so logits are bit-identical to target-only decoding.
+    does on CPU/GPU). Costs two cache copies per rollback. With an f16/f32 cache the trimmed
+    cache holds exactly what target-only decoding wrote, and on the CPU plugin the logits were
+    then identical to target-only decoding (README, *Numerics*). A u8 cache (the CPU plugin's
+    default for int8/int4 models) is not: reading it back dequantizes it and setting it
+    re-quantizes it, which moved logits by up to ~1 on real shapes.
 ``mask``
     Leave rejected entries in the cache, zero them in ``attention_mask`` and pass explicit
     ``position_ids``; compact (one gather per layer) when holes pile up. No copy per rollback,
-    but the attention kernel then reduces over a differently laid-out cache, so logits can differ
-    from target-only decoding in the last bits (measured ~1e-3 on fp16 IRs) and a near-tie can
-    flip a greedy token. Faster on long contexts; opt-in.
+    but the attention kernel then reduces over a differently laid-out cache, so logits differ
+    from target-only decoding (up to ~1 on real shapes) and a near-tie can flip a greedy token.
+
+``auto`` (the default, :func:`choose_rollback`) picks trim where it is exact and mask where it
+is not, from the compiled model's KV-cache precision. Models below the target use mask: their
+rollback cannot change the output.
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ import openvino as ov
 
 from ov_spec.errors import UserError
 from ov_spec.runtime.graph import LOGITS_TO_KEEP
-from ov_spec.runtime.limits import ROLLBACK_MODES
+from ov_spec.runtime.limits import AUTO, ROLLBACK_MODES
 
-DEFAULT_ROLLBACK = "trim"  # the one default of load(), SpeculativePipeline and the CLIs
+DEFAULT_ROLLBACK = AUTO  # the one default of load(), SpeculativePipeline and the CLIs
+# KV-cache element types the CPU plugin stores as given: trimming such a cache is exact. Others
+# (u8, u4) are quantized as they are written, and a trim re-quantizes the whole cache.
+_EXACT_TRIM_KV_TYPES = ("f32", "f16", "bf16")
 # Models below the target only propose: their rollback cannot change the output (the target
 # verifies), so they skip trim's cache copies (measured: +44% tok/s at k=4 on the random pair).
 DEFAULT_DRAFT_ROLLBACK = "mask"
@@ -60,6 +69,19 @@ def kv_sequence_axis(model: ov.Model) -> int:
                 return dynamic[0]
             break
     return 2  # [batch, kv_heads, seq, head_dim]: every optimum-exported decoder
+
+
+def choose_rollback(compiled: ov.CompiledModel) -> str:
+    """``rollback="auto"``: ``trim`` when the model's KV cache is stored unquantized (the trim is
+    then exact), ``mask`` when it is quantized (u8: a trim re-quantizes the cache, so it is not
+    exact either, and it costs two cache copies per rejection). A device that does not report
+    its cache precision (GPU, NPU) gets ``trim``, the copy openvino.genai makes too."""
+    try:
+        kv = compiled.get_property("KV_CACHE_PRECISION")
+    except RuntimeError:
+        return "trim"
+    name = kv.to_string() if isinstance(kv, ov.Type) else str(kv).lower()
+    return "trim" if name in _EXACT_TRIM_KV_TYPES else "mask"
 
 
 def is_stateful(model: ov.Model) -> bool:

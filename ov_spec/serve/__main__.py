@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ov_spec.cli import run_cli
 from ov_spec.errors import UserError
+from ov_spec.runtime.limits import ROLLBACK_CHOICES
 from ov_spec.serve.app import (
     API_KEY_ENV,
     DEFAULT_MAX_BODY_BYTES,
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--property", action="append", default=[], metavar="NAME.KEY=VALUE", help="override a property"
     )
     p.add_argument(
-        "--rollback", choices=["trim", "mask"], help="the target's KV-cache rollback (default: the runtime's)"
+        "--rollback", choices=ROLLBACK_CHOICES, help="the target's KV-cache rollback (default: the runtime's)"
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"

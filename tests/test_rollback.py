@@ -1,0 +1,44 @@
+"""Which KV-cache rollback each model of a pipeline uses (ov_spec.runtime.stateful).
+
+- Drafts never pay for ``trim``: their numerics change only the acceptance rate, never the
+  output, so they roll back by ``mask`` whatever the target uses.
+- The target's default, ``auto``, uses ``trim`` where it is exact (a cache stored as f16/f32)
+  and ``mask`` where no rollback is (a u8 cache is re-quantized by a trim); the measurements
+  behind that are in the README's *Numerics* section (``scripts/numerics.py``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import ov_spec
+from ov_spec.errors import UserError
+from ov_spec.runtime.stateful import DEFAULT_ROLLBACK
+
+
+@pytest.mark.parametrize("target_rollback", ["trim", "mask"])
+def test_drafts_roll_back_by_mask_whatever_the_target_uses(random_pipeline, target_rollback):
+    pipe = ov_spec.load(random_pipeline, rollback=target_rollback)
+    target, *drafts = pipe.manifest.names()
+    assert drafts, "the pipeline needs a draft for this test"
+    assert pipe.models[target].rollback_mode == target_rollback
+    assert {pipe.models[name].rollback_mode for name in drafts} == {"mask"}
+    # And the drafts really do roll back during a speculative run (else the check means nothing).
+    result = pipe.generate("def f(x):", max_new_tokens=16, draft_tokens=4)
+    assert any(pipe.models[name].stats.rollbacks > 0 for name in drafts), result.metrics
+
+
+@pytest.mark.parametrize("kv, expected", [("u8", "mask"), ("f16", "trim"), ("f32", "trim")])
+def test_auto_rollback_trims_only_an_unquantized_cache(random_pipeline, kv, expected):
+    assert DEFAULT_ROLLBACK == "auto"
+    pipe = ov_spec.load(random_pipeline, property_overrides=[f"target.KV_CACHE_PRECISION={kv}"])
+    assert pipe.models["target"].rollback_mode == expected
+    # The drafts keep mask whatever the target's cache is.
+    assert {pipe.models[n].rollback_mode for n in pipe.manifest.names()[1:]} == {"mask"}
+
+
+def test_an_unknown_rollback_is_a_user_error_listing_the_choices(random_pipeline):
+    with pytest.raises(UserError, match="rollback must be one of auto, trim, mask, got 'copy'"):
+        ov_spec.load(random_pipeline, rollback="copy")
+    with pytest.raises(UserError, match="got 'copy'"):
+        ov_spec.load(random_pipeline, draft_rollback="copy")
