@@ -44,6 +44,10 @@ CONFIGS = {
         None,
     ),
     "mxfp4": ("mxfp4, head int8", {"format": "mxfp4"}, None),
+    # keep = every token: the head gets its own (untied) weight but scores the whole vocabulary,
+    # which separates the effect of untying from the effect of fewer rows.
+    "int4-untied": ("int4_sym g64, head int8, untied, 49152 rows", {"format": "int4_sym"}, 0),
+    "int8-untied": ("int8_asym, untied head, 49152 rows", {"format": "int8_asym"}, 0),
     "int4-v16k": ("int4_sym g64, head int8, 16384 rows", {"format": "int4_sym"}, 16384),
     "int4-v8k": ("int4_sym g64, head int8, 8192 rows", {"format": "int4_sym"}, 8192),
     "int4-v4k": ("int4_sym g64, head int8, 4096 rows", {"format": "int4_sym"}, 4096),
@@ -74,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--count-text", help="text to count token frequencies on (default: stdlib source)")
     parser.add_argument("--no-agreement", action="store_true", help="skip the agreement column")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="skip the LM head's share of op time (PERF_COUNT)"
+    )
     args = parser.parse_args(argv)
 
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
@@ -91,12 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         convert_checkpoint(checkpoint, base, "fp16", "draft")
     tokenizer = _tokenizer(checkpoint)
     counts = None
-    if any(CONFIGS[n][2] for n in names):
+    if any(CONFIGS[n][2] is not None for n in names):
         counts = _counts(tokenizer, args.count_text, _vocab(base))
     variants = [_variant(n, base, work, counts) for n in names]
     times = _time_all(variants, threads, args.context, args.steps, args.repeats)
     agree = {} if args.no_agreement else _agreements(variants, base, tokenizer)
-    print(_table(variants, threads, times, agree, args))
+    head = {} if args.no_profile else {v.name: _head_share(v, args.context) for v in variants}
+    print(_table(variants, threads, times, agree, head, args))
     return 0
 
 
@@ -148,9 +156,9 @@ def _variant(name: str, base: Path, work: Path, counts: np.ndarray | None) -> Va
     if not xml.is_file():
         _log(f"building {name}")
         model = ov.Core().read_model(base / "openvino_model.xml")
-        if head:
+        if head is not None:
             assert counts is not None
-            keep = most_frequent(counts, head)
+            keep = most_frequent(counts, head or counts.size)  # 0: all rows, untied
             prune_lm_head(model, keep)
         config = CompressionConfig.from_dict(settings)
         if not config.is_float:
@@ -158,9 +166,9 @@ def _variant(name: str, base: Path, work: Path, counts: np.ndarray | None) -> Va
                 model = compress_model(model, config)
         folder.mkdir(parents=True, exist_ok=True)
         ov.save_model(model, xml, compress_to_fp16=True)
-        if head:
+        if head is not None:
             np.save(folder / KEPT_TOKENS_FILE, keep)
-    token_map = np.load(folder / KEPT_TOKENS_FILE) if head else None
+    token_map = np.load(folder / KEPT_TOKENS_FILE) if head is not None else None
     size = xml.with_suffix(".bin").stat().st_size / 1e6
     return Variant(name, xml, token_map, size, logits_width(ov.Core().read_model(xml)))
 
@@ -187,6 +195,7 @@ def _time_all(
                 core.compile_model(model, "CPU", props),
                 kv_sequence_axis(model),
                 v.name,
+                rollback="trim",  # exact rollback; timing only rolls back to the context
                 token_map=v.token_map,
                 vocab_size=vocab if v.token_map is not None else None,
             )
@@ -239,8 +248,43 @@ def _agreements(variants: list[Variant], base: Path, tokenizer) -> dict[str, flo
     return out
 
 
+# --- profile --------------------------------------------------------------------------------------
+def _head_share(v: Variant, context: int, steps: int = 16) -> float:
+    """The LM head's share of the summed per-op time of a decode step (OpenVINO's PERF_COUNT).
+
+    Absolute per-op times include waiting on a busy machine; the share is the robust part.
+    """
+    import openvino as ov
+
+    from ov_spec.runtime.graph import keep_last_logits
+
+    core = ov.Core()
+    model = core.read_model(v.xml)
+    keep_last_logits(model)
+    request = core.compile_model(model, "CPU", {"PERF_COUNT": True}).create_infer_request()
+
+    def feed(ids: list[int], pos: int) -> dict:
+        return {
+            "input_ids": np.array([ids]),
+            "attention_mask": np.ones((1, pos + len(ids)), dtype=np.int64),
+            "position_ids": np.arange(pos, pos + len(ids))[None],
+            "beam_idx": np.zeros(1, dtype=np.int32),
+            "logits_to_keep": np.array([1]),
+        }
+
+    request.infer(feed(list(range(100, 100 + context)), 0))
+    head = total = 0.0
+    for i in range(steps):
+        request.infer(feed([500 + i], context + i))
+        for op in request.get_profiling_info():
+            t = op.real_time.total_seconds()
+            total += t
+            head += t if "lm_head" in op.node_name else 0.0
+    return head / total if total else float("nan")
+
+
 # --- report -------------------------------------------------------------------------------------
-def _table(variants, threads, times, agree, args) -> str:
+def _table(variants, threads, times, agree, head, args) -> str:
     import openvino as ov
 
     base_key = (BASELINE, threads[0])
@@ -250,6 +294,8 @@ def _table(variants, threads, times, agree, args) -> str:
         cols.append(f"vs {BASELINE}")
     if agree:
         cols.append("agreement with fp16")
+    if head:
+        cols.append("LM head share of op time")
     lines = [
         f"Draft step cost: {args.source}, {args.context}-token context, 1 token per step, "
         f"median of {args.steps} steps x {args.repeats} repeats (min-max over repeats); "
@@ -267,6 +313,8 @@ def _table(variants, threads, times, agree, args) -> str:
             row.append(f"{statistics.median(times[(v.name, threads[0])]) / base_ms:.2f}x")
         if agree:
             row.append(f"{agree[v.name]:.3f}")
+        if head:
+            row.append(f"{100 * head[v.name]:.0f}%")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

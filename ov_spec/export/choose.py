@@ -117,6 +117,7 @@ def pass_costs(
             core.compile_model(model, "CPU"),
             kv_sequence_axis(model),
             key,
+            rollback="trim",  # exact rollback; timing only rolls back to the context
             token_map=token_map,
             vocab_size=vocab_size if token_map is not None else None,
         )
