@@ -307,7 +307,7 @@ def test_trained_multi_head_pipeline_greedy_exact(trained_pipeline, rollback):
     rejected = 0
     for prompt in CODE_PROMPTS:
         want = pipe.generate(prompt, max_new_tokens=48, use_draft=False).token_ids
-        for k in (2, 5, 8):
+        for k in (2, 5, 8, "auto"):
             result = pipe.generate(prompt, max_new_tokens=48, draft_tokens=k)
             assert result.token_ids == want, (prompt, k)
             rejected += result.metrics.levels[0].drafted - result.metrics.levels[0].accepted
