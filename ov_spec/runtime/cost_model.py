@@ -451,7 +451,8 @@ class AutoDraftLength:
         per_token, draft_rollback = self._drafter_cost(context)
         return LevelCosts(
             verify=table.pass_costs(context, self.k_max + 1) * model.scale.get(self.verifier, 1.0),
-            rollback=table.rollback_cost(context),
+            # The same machine conditions slow the rollback's copies as much as the passes.
+            rollback=table.rollback_cost(context) * model.scale.get(self.verifier, 1.0),
             draft_per_token=per_token * model.draft_scale.get((self.verifier, self.drafter), 1.0),
             draft_rollback=draft_rollback,
             overhead=self.cost_model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S),
