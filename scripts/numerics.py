@@ -24,6 +24,7 @@ from a long prompt, one fresh process per configuration::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import statistics
@@ -60,72 +61,109 @@ LONG_PROMPT_CHARS = 6000  # about 1500 tokens of English documentation
 
 
 # -- passes --------------------------------------------------------------------------------------
-def pass_vs_steps(lm: Any, prefix: list[int], tokens: list[int]) -> np.ndarray:
-    """|logits of one pass over ``tokens`` - logits of feeding them one at a time|, per position."""
+def single_steps(lm: Any, prefix: list[int], tokens: list[int]) -> np.ndarray:
+    """Target-only decoding's logits: the prefix in one prefill, then one token per pass."""
     lm.reset()
     lm.forward(prefix)
-    one_pass = lm.forward(tokens, n_logits=len(tokens))
+    return np.stack([lm.forward([t])[0] for t in tokens])
+
+
+def one_pass(lm: Any, prefix: list[int], tokens: list[int]) -> np.ndarray:
+    """The logits of one pass over ``tokens`` after the prefix (a verification pass)."""
     lm.reset()
     lm.forward(prefix)
-    steps = np.stack([lm.forward([t])[0] for t in tokens])
-    return np.abs(one_pass - steps)
+    return lm.forward(tokens, n_logits=len(tokens))
+
+
+def speculative_pattern(
+    lm: Any, prefix: list[int], tokens: list[int], k: int, keep: int, mode: str
+) -> np.ndarray:
+    """The logits speculative decoding computes for ``tokens``: passes of ``k`` tokens, each
+    followed by a rollback of the ``k - keep`` rejected ones with rollback ``mode``.
+
+    Row ``i`` scores the token after ``tokens[i]``, taken from the pass in which ``tokens[i]``
+    was kept, so it compares with :func:`single_steps` row for row.
+    """
+    lm.rollback_mode = mode  # a measurement of the strategy itself, on one compiled model
+    lm.reset()
+    lm.forward(prefix)
+    rows = []
+    pos = 0
+    while pos < len(tokens):
+        chunk = tokens[pos : pos + k]
+        logits = lm.forward(chunk, n_logits=len(chunk))
+        kept = min(keep, len(chunk))
+        rows.extend(logits[:kept])
+        lm.rollback(len(prefix) + pos + kept)
+        pos += kept
+    return np.stack(rows)
 
 
 def sample_token_windows(
-    tokenizer: Any, count: int, prefix_len: int, k: int
+    tokenizer: Any, count: int, prefix_len: int, length: int
 ) -> list[tuple[list[int], list[int]]]:
-    """``count`` (prefix, next k tokens) windows spread over the sample text."""
+    """``count`` (prefix, next ``length`` tokens) windows spread over the sample text."""
     from ov_spec.export.sample_text import SAMPLE_TEXT
 
     ids = tokenizer.encode(SAMPLE_TEXT)
-    span = prefix_len + k
+    span = prefix_len + length
     step = max((len(ids) - span) // max(count - 1, 1), 1)
-    return [(ids[s : s + prefix_len], ids[s + prefix_len : s + span]) for s in range(0, step * count, step)][
-        :count
-    ]
+    starts = range(0, step * count, step)
+    return [(ids[s : s + prefix_len], ids[s + prefix_len : s + span]) for s in starts][:count]
 
 
 def run_passes(args: argparse.Namespace) -> None:
     import ov_spec
 
     rows = []
+    grid = (
+        [tuple(item.split(":")) for item in args.grid.split(",")]
+        if args.grid
+        else list(itertools.product(INFERENCE_PRECISIONS, KV_PRECISIONS, args.dq.split(",")))
+    )
     for folder in args.pipelines:
         for name in args.models.split(","):
-            for inference in INFERENCE_PRECISIONS:
-                for kv in KV_PRECISIONS:
-                    props = [
-                        f"{name}.KV_CACHE_PRECISION={kv}",
-                        f"{name}.INFERENCE_PRECISION_HINT={inference}",
-                    ]
-                    pipe = ov_spec.load(folder, property_overrides=props)
-                    lm = pipe.models[name]
-                    windows = sample_token_windows(pipe.tokenizer, args.windows, args.prefix_tokens, args.k)
-                    diffs = [pass_vs_steps(lm, prefix, tokens) for prefix, tokens in windows]
-                    label = _model_label(pipe, name)
-                    rows.append(
-                        (label, inference, kv, max(float(d.max()) for d in diffs), float(np.mean(diffs)))
-                    )
-                    print(
-                        f"{label} {inference} {kv}: max {rows[-1][3]:.3g} mean {rows[-1][4]:.3g}",
-                        file=sys.stderr,
-                    )
-                    del pipe, lm
+            for inference, kv, dq in grid:
+                props = [f"{name}.KV_CACHE_PRECISION={kv}", f"{name}.INFERENCE_PRECISION_HINT={inference}"]
+                if dq != "default":
+                    props.append(f"{name}.DYNAMIC_QUANTIZATION_GROUP_SIZE={dq}")
+                pipe = ov_spec.load(folder, property_overrides=props)
+                lm = pipe.models[name]
+                windows = sample_token_windows(pipe.tokenizer, args.windows, args.prefix_tokens, args.length)
+                worst = {"pass": 0.0, "trim": 0.0, "mask": 0.0}
+                for prefix, tokens in windows:
+                    ref = single_steps(lm, prefix, tokens)
+                    got = one_pass(lm, prefix, tokens[: args.k])
+                    worst["pass"] = max(worst["pass"], float(np.abs(got - ref[: args.k]).max()))
+                    for mode in ("trim", "mask"):
+                        got = speculative_pattern(lm, prefix, tokens, args.k, args.keep, mode)
+                        worst[mode] = max(worst[mode], float(np.abs(got - ref).max()))
+                label = _model_label(pipe, name)
+                rows.append((label, inference, kv, dq, worst))
+                print(f"{label} {inference} {kv} dq={dq}: {worst}", file=sys.stderr, flush=True)
+                del pipe, lm
     print(
-        f"\nOne {args.k}-token pass vs {args.k} single-token passes after a {args.prefix_tokens}-token "
-        f"prefix, {args.windows} windows of the sample text: |logit difference|\n"
+        f"\nMax |logit difference| from target-only decoding (prefill, then one token per pass), "
+        f"{args.windows} windows of the sample text, {args.prefix_tokens}-token prefix: one {args.k}-token "
+        f"pass; and the speculative pattern over {args.length} tokens ({args.k}-token passes, "
+        f"{args.k - args.keep} rejected and rolled back each time)\n"
     )
-    print("| model | inference precision | KV cache | max | mean |")
-    print("|---|---|---|---:|---:|")
-    for label, inference, kv, worst, mean in rows:
-        print(f"| {label} | {inference} | {kv} | {worst:.2g} | {mean:.2g} |")
+    print(
+        f"| model | inference | KV cache | dynamic quantization | one {args.k}-token pass | "
+        "speculative, trim | speculative, mask |"
+    )
+    print("|---|---|---|---|---:|---:|---:|")
+    for label, inference, kv, dq, worst in rows:
+        dq_text = "default" if dq == "default" else f"group size {dq}"
+        print(
+            f"| {label} | {inference} | {kv} | {dq_text} | {worst['pass']:.2g} | {worst['trim']:.2g} | "
+            f"{worst['mask']:.2g} |"
+        )
 
 
 def _model_label(pipe: Any, name: str) -> str:
     entry = pipe.manifest.model(name)
-    fmt = getattr(entry, "format", None) or (entry.compression or {}).get("format", "?")
-    params = getattr(entry, "parameters", None)
-    size = f"{params / 1e6:.0f}M " if params else ""
-    return f"{pipe.folder.name}/{name} ({size}{fmt})"
+    return f"{pipe.folder.name}/{name} ({entry.num_parameters / 1e6:.0f}M, {entry.weight_format})"
 
 
 # -- exactness -----------------------------------------------------------------------------------
@@ -271,8 +309,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("pipelines", nargs="+", type=Path)
     p.add_argument("--models", default="target", help="comma-separated model names (default: target)")
     p.add_argument("--k", type=int, default=5, help="tokens per pass (default 5: k=4 plus the bonus)")
+    p.add_argument("--keep", type=int, default=3, help="tokens kept per pass in the speculative pattern")
+    p.add_argument("--length", type=int, default=30, help="tokens decoded in the speculative pattern")
     p.add_argument("--prefix-tokens", type=int, default=60)
     p.add_argument("--windows", type=int, default=4)
+    p.add_argument(
+        "--dq",
+        default="default,0",
+        help="DYNAMIC_QUANTIZATION_GROUP_SIZE values, comma-separated ('default': the plugin's choice)",
+    )
+    p.add_argument(
+        "--grid",
+        help="only these INFERENCE:KV:DQ triples, comma-separated (e.g. bf16:u8:default,f32:f32:0)",
+    )
     p.set_defaults(run=run_passes)
     e = sub.add_parser("exactness", help="greedy speculative vs target-only, per configuration")
     e.add_argument("pipeline", type=Path)
@@ -296,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--max-new-tokens", type=int, default=32)
     one.set_defaults(run=run_memory_one)
     args = parser.parse_args(argv)
-    if not args.config and args.command in ("exactness", "memory"):
+    if args.command in ("exactness", "memory") and not args.config:
         args.config = ["default:"]
     args.run(args)
     return 0
