@@ -111,6 +111,8 @@ class StatefulLM:
         """``token_map`` (a pruned-vocabulary head, ov_spec.export.prune): logits column ``i`` scores
         token ``token_map[i]``; :meth:`forward` then returns rows over ``vocab_size`` token ids,
         -inf outside the kept set (probability exactly 0, never an argmax)."""
+        if rollback == AUTO:  # the default: resolved from the compiled model (choose_rollback)
+            rollback = choose_rollback(compiled)
         if rollback not in ROLLBACK_MODES:
             raise UserError(f"rollback must be one of {', '.join(ROLLBACK_MODES)}, got {rollback!r}")
         self.name = name
