@@ -235,6 +235,24 @@ def test_gguf_target_only_pipeline(tiny_gguf, tmp_path, capsys):
     assert len(result.token_ids) == 12 or result.finish_reason == "eos"
 
 
+def test_gguf_in_a_recipe(tiny_gguf, tmp_path):
+    """A recipe's source may be a .gguf path relative to the recipe; the written recipe re-makes it."""
+    from ov_spec.export import Recipe, export_pipeline
+
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "model.gguf").symlink_to(tiny_gguf)
+    (folder / "r.toml").write_text(
+        '[target]\nsource = "model.gguf"\nformat = "fp32"\n\n[preview]\nenabled = false\n'
+    )
+    out = tmp_path / "pipe"
+    export_pipeline(recipe=folder / "r.toml", output=out, quiet=True)
+    manifest = Manifest.read(out)
+    assert manifest.names() == ["target"] and manifest.target.gguf["quantization"] == "F32"
+    written = Recipe.load(out / "recipe.toml")
+    assert Path(written.target).is_absolute() and Path(written.target).resolve() == tiny_gguf.resolve()
+
+
 # --- bad GGUF input: one line, exit 2, nothing written ------------------------------------------------
 def _truncated(checkpoint: Path, src: Path, dest: Path) -> Path:
     data = src.read_bytes()
