@@ -198,3 +198,17 @@ def test_ignoring_the_token_map_is_caught(self_pruned, monkeypatch):
     for prompt in _prompts(512, 3):
         pipe.generate(prompt, max_new_tokens=MAX_NEW, draft_tokens=4)
     assert not set(drafted) <= set(keep.tolist())
+
+
+def test_recipe_draft_vocab_round_trips_and_rejects_bad_values():
+    from ov_spec.export.recipe import Recipe
+
+    table = {"target": {"source": "t"}, "draft": [{"source": "d", "format": "int8_asym", "draft_vocab": 64}]}
+    recipe = Recipe.from_dict(table)
+    assert [s.draft_vocab for s in recipe.validate()] == [None, 64]
+    assert recipe.to_dict()["draft"][0]["draft_vocab"] == 64
+    assert Recipe.from_dict(recipe.to_dict()).draft_vocab == [64]
+    for bad in (True, "many", 1.5):
+        table["draft"][0]["draft_vocab"] = bad
+        with pytest.raises(UserError, match="draft_vocab must be a whole number"):
+            Recipe.from_dict(table)
