@@ -15,6 +15,11 @@ acceptance rate and tokens/s::
     python scripts/numerics.py exactness PIPELINE --config default: \\
         --config strict:examples/devices-strict.toml [--rollback trim,mask] [--long]
 
+``rollback-cost``: the time of one rollback (2 of 5 tokens) and of the pass after it, per
+KV-cache precision, context length and strategy::
+
+    python scripts/numerics.py rollback-cost PIPELINE [--kv u8,f16] [--contexts 64,1400]
+
 ``memory``: peak resident memory of loading the pipeline with a devices file and generating
 from a long prompt, one fresh process per configuration::
 
@@ -270,6 +275,40 @@ def run_exactness(args: argparse.Namespace) -> None:
         )
 
 
+# -- rollback cost -------------------------------------------------------------------------------
+def run_rollback_cost(args: argparse.Namespace) -> None:
+    """Median time of one rollback (2 of 5 tokens) and of the 5-token pass after it, per KV-cache
+    precision, context length and rollback strategy, on the target."""
+    import ov_spec
+    from ov_spec.export.sample_text import SAMPLE_TEXT
+
+    print("| KV cache | context | rollback | one rollback (ms) | 5-token pass after it (ms) |")
+    print("|---|---:|---|---:|---:|")
+    for kv in args.kv.split(","):
+        pipe = ov_spec.load(args.pipeline, property_overrides=[f"target.KV_CACHE_PRECISION={kv}"])
+        lm = pipe.models[pipe.manifest.names()[0]]
+        ids = pipe.tokenizer.encode(SAMPLE_TEXT * 8)
+        for ctx in (int(c) for c in args.contexts.split(",")):
+            for mode in ("trim", "mask"):
+                lm.rollback_mode = mode  # the strategy itself, on one compiled model
+                lm.reset()
+                lm.forward(ids[:ctx])
+                pos, rollbacks, passes = ctx, [], []
+                for _ in range(args.repeats):
+                    start = time.perf_counter()
+                    lm.forward(ids[pos : pos + 5], n_logits=5)
+                    passes.append(time.perf_counter() - start)
+                    start = time.perf_counter()
+                    lm.rollback(pos + 3)
+                    rollbacks.append(time.perf_counter() - start)
+                    pos += 3
+                print(
+                    f"| {kv} | {ctx} | {mode} | {statistics.median(rollbacks) * 1e3:.2f} | "
+                    f"{statistics.median(passes[1:]) * 1e3:.1f} |",
+                    flush=True,
+                )
+
+
 # -- memory --------------------------------------------------------------------------------------
 def run_memory_one(args: argparse.Namespace) -> None:
     """In this process: load, generate once from a long prompt, print peak RSS in MiB as JSON."""
@@ -339,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--config", action="append", default=[])
     m.add_argument("--max-new-tokens", type=int, default=32)
     m.set_defaults(run=run_memory)
+    r = sub.add_parser("rollback-cost", help="time of one rollback per KV cache, context and strategy")
+    r.add_argument("pipeline", type=Path)
+    r.add_argument("--kv", default="u8,f16")
+    r.add_argument("--contexts", default="64,1400")
+    r.add_argument("--repeats", type=int, default=12)
+    r.set_defaults(run=run_rollback_cost)
     one = sub.add_parser("memory-one")
     one.add_argument("pipeline", type=Path)
     one.add_argument("--devices")
