@@ -200,17 +200,13 @@ def cost_key(
 
 
 def cache_dir(folder: Path) -> Path:
-    """Where cost tables live: ``FOLDER/.ov_spec/costs`` if writable, else ``$OV_SPEC_CACHE/costs``."""
-    own = folder / ".ov_spec" / "costs"
-    try:
-        own.mkdir(parents=True, exist_ok=True)
-        probe = own / f".probe-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-        return own
-    except OSError:
-        root = Path(os.environ.get("OV_SPEC_CACHE", "~/.cache/ov_spec")).expanduser()
-        return root / "costs"
+    """Where cost tables live: ``$OV_SPEC_CACHE/costs`` (default ``~/.cache/ov_spec/costs``).
+
+    Never inside the pipeline folder: it may be read-only, shared between machines whose costs
+    differ, or packaged for an edge box, and loading it must not change it.
+    """
+    del folder  # tables are keyed by the folder's path and files (see _cache_file)
+    return Path(os.environ.get("OV_SPEC_CACHE", "~/.cache/ov_spec")).expanduser() / "costs"
 
 
 def _cache_file(folder: Path, name: str, key: Mapping[str, Any]) -> Path:
