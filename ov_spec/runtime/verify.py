@@ -1,7 +1,9 @@
 """The verifier: which drafted tokens the target accepts, and the token it adds.
 
-Both rules are lossless (docs/method.md): greedy output equals target-only greedy output, and
-sampled output follows the target's processed distribution exactly.
+Both rules are lossless given the logits they are shown (docs/method.md): greedy output equals
+target-only greedy output, and sampled output follows the target's processed distribution, except
+where numerical differences between the speculative path and single steps flip a near-tie
+(README, *Numerics*).
 """
 
 from __future__ import annotations
