@@ -233,7 +233,8 @@ def report(prompts: list[str], modes: list[Mode], chat: bool) -> str:
     lines.append("-" * 72)
     base_rate = statistics.median(base.rates)
     header = (
-        f"{'mode':<26} {'tok/s':>7} {'vs target-only':>15} {'acceptance':>11} {'tok/pass':>9}  = target-only"
+        f"{'mode':<26} {'tok/s':>7} {'vs target-only':>15} {'drafted/pass':>13} {'acceptance':>11} "
+        f"{'tok/pass':>9}  = target-only"
     )
     lines += [header]
     diverged = False
@@ -241,16 +242,18 @@ def report(prompts: list[str], modes: list[Mode], chat: bool) -> str:
         rate = statistics.median(mode.rates)
         same = sum(s.token_ids == b.token_ids for s, b in zip(mode.results, base.results))
         diverged |= same < len(prompts)
-        acceptance, per_pass = "", ""
+        acceptance, per_pass, drafted_per_pass = "", "", ""
         if mode is not base:
             top = [r.metrics.levels[0] for r in mode.results if r.metrics.levels]  # the target verifying
             drafted, accepted = sum(m.drafted for m in top), sum(m.accepted for m in top)
             emitted, passes = sum(m.emitted for m in top), sum(r.metrics.target_passes for r in mode.results)
-            acceptance = f"{accepted / max(drafted, 1):.1%}"
+            # draft_tokens="auto" drafts only where the cost model expects a gain, possibly never.
+            acceptance = f"{accepted / drafted:.1%}" if drafted else "-"
+            drafted_per_pass = f"{drafted / max(passes, 1):.2f}"
             per_pass = f"{emitted / max(passes, 1):.2f}"
         lines.append(
-            f"{mode.label:<26} {rate:>7.1f} {rate / base_rate:>14.2f}x {acceptance:>11} {per_pass:>9}  "
-            f"{same}/{len(prompts)}"
+            f"{mode.label:<26} {rate:>7.1f} {rate / base_rate:>14.2f}x {drafted_per_pass:>13} {acceptance:>11} "
+            f"{per_pass:>9}  {same}/{len(prompts)}"
         )
     lines.append(f"(median of the timed passes over {len(prompts)} prompt(s); ratios measured side by side)")
     if diverged:

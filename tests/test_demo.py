@@ -17,7 +17,8 @@ from ov_spec.errors import UserError
 
 def _table_row(printed: str, label: str) -> re.Match:
     row = re.search(
-        rf"^{re.escape(label)}\s+(\d+\.\d)\s+(\d+\.\d\d)x\s+(\d+\.\d%)?\s*(\d+\.\d\d)?\s+(\d+)/(\d+)$",
+        rf"^{re.escape(label)}\s+(\d+\.\d)\s+(\d+\.\d\d)x\s+(?:\d+\.\d\d)?\s*(\d+\.\d%|-)?\s*(\d+\.\d\d)?"
+        r"\s+(\d+)/(\d+)$",
         printed,
         re.M,
     )
