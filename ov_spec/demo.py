@@ -37,7 +37,7 @@ CHAT_PROMPTS = (
     "Correct the spelling in this text: Yesterday we whent to the libary and borrowed two books about "
     "the histroy of sailing ships.",
 )
-DEFAULT_FORMATS = {  # (target, draft) weight formats
+DEMO_FORMATS = {  # (target, draft) weight formats
     "real": ("int8_asym", "int4_sym"),  # the draft is the self-draft: the target's own weights
     "tiny": ("int8_asym", "int8_asym"),
 }
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     validate(args)
     kind = "tiny" if args.preset is not None else "real"
-    target_format = args.target_format or DEFAULT_FORMATS[kind][0]
-    draft_format = args.draft_format or DEFAULT_FORMATS[kind][1]
+    target_format = args.target_format or DEMO_FORMATS[kind][0]
+    draft_format = args.draft_format or DEMO_FORMATS[kind][1]
     if kind == "real":
         out, prompts, chat = _prepare_real(args, target_format, draft_format)
     else:

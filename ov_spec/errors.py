@@ -14,3 +14,10 @@ class UserError(Exception):
 
 class IncompatibleModelsError(UserError):
     """Target and drafts cannot work together (tokenizer, vocabulary, context)."""
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message (a library's error, for a one-line
+    message of ours), or its type's name when it has none."""
+    line = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
+    return (line or type(err).__name__)[:limit]

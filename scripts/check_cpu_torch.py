@@ -9,7 +9,9 @@ from importlib import metadata
 def main() -> int:
     """Exit 2 with a one-line message when the venv holds CUDA torch or nvidia-* wheels."""
     nvidia = sorted(
-        d.metadata["Name"] for d in metadata.distributions() if d.metadata["Name"].lower().startswith("nvidia-")
+        d.metadata["Name"]
+        for d in metadata.distributions()
+        if d.metadata["Name"].lower().startswith("nvidia-")
     )
     try:
         version = metadata.version("torch")

@@ -77,3 +77,18 @@ def test_no_references_to_documents_outside_the_repo():
             ):
                 hits.append(str(f.relative_to(ROOT)))
     assert hits == []
+
+
+def test_each_constant_has_one_definition():
+    """An upper-case module constant (ROLLBACK_MODES, the draft-length bound, ...) is defined in one
+    module and imported elsewhere; two modules defining the same name drift apart."""
+    where: dict[str, list[str]] = {}
+    for file in (ROOT / "ov_spec").rglob("*.py"):
+        for node in ast.parse(file.read_text()).body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id.lstrip("_").isupper() and t.id != "__all__":
+                    where.setdefault(t.id.lstrip("_"), []).append(str(file.relative_to(ROOT)))
+    assert {name: files for name, files in where.items() if len(files) > 1} == {}

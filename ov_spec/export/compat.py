@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ov_spec.errors import IncompatibleModelsError, UserError
+from ov_spec.errors import IncompatibleModelsError, UserError, first_line
 from ov_spec.export.sources import ResolvedSource
 
 # Decoder-only transformers whose stateful IR has the layout the runtime relies on: input_ids,
@@ -77,7 +77,7 @@ def inspect_source(source: ResolvedSource, who: str) -> ModelInfo:
     try:
         config = AutoConfig.from_pretrained(source.path, local_files_only=True)
     except Exception as err:  # transformers raises ValueError/KeyError/OSError for odd configs
-        raise UserError(f"{who}: cannot load config.json of {source.spec} ({_first_line(err)})") from None
+        raise UserError(f"{who}: cannot load config.json of {source.spec} ({first_line(err)})") from None
     model_type = getattr(config, "model_type", "") or "?"
     if model_type not in SUPPORTED_ARCHITECTURES:
         raise UserError(
@@ -94,7 +94,7 @@ def inspect_source(source: ResolvedSource, who: str) -> ModelInfo:
         tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
     except Exception as err:
         raise UserError(
-            f"{who}: cannot load the tokenizer of {source.spec} ({_first_line(err)}); "
+            f"{who}: cannot load the tokenizer of {source.spec} ({first_line(err)}); "
             "the checkpoint folder needs its tokenizer files (tokenizer.json, tokenizer_config.json)"
         ) from None
     try:
@@ -208,11 +208,6 @@ def checkpoint_parameters(folder: Path) -> int:
                     n *= int(d)
                 total += n
     return total
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def read_text(path: Path, what: str) -> str:

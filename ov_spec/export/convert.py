@@ -59,8 +59,9 @@ def is_stateful(model_xml: Path) -> bool:
     """True if the IR keeps its KV cache inside (ReadValue/Assign pairs)."""
     import openvino as ov
 
-    ops = {op.get_type_name() for op in ov.Core().read_model(model_xml).get_ops()}
-    return "ReadValue" in ops and "Assign" in ops
+    from ov_spec.runtime.stateful import is_stateful as model_is_stateful
+
+    return model_is_stateful(ov.Core().read_model(model_xml))
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ov_spec.errors import UserError
+from ov_spec.errors import UserError, first_line
 
 GGUF_SUFFIX = ".gguf"
 GGUF_MAGIC = b"GGUF"
@@ -228,7 +228,7 @@ def _reader(path: Path, who: str) -> Any:
         return GGUFReader(path)
     except Exception as err:  # truncated headers surface as ValueError/IndexError/struct errors
         raise UserError(
-            f"{who}: {path.name} is truncated or corrupt ({_first_line(err)}); re-download the GGUF file"
+            f"{who}: {path.name} is truncated or corrupt ({first_line(err)}); re-download the GGUF file"
         ) from None
 
 
@@ -479,7 +479,7 @@ def convert_gguf(
             converted = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
         except Exception as err:
             raise UserError(
-                f"{who}: transformers cannot read the tokenizer of {name} ({_first_line(err)}); {_FIX}"
+                f"{who}: transformers cannot read the tokenizer of {name} ({first_line(err)}); {_FIX}"
             ) from None
         tokenizer, repairs = repaired_tokenizer(info, converted, who)
         try:
@@ -488,7 +488,7 @@ def convert_gguf(
             )
         except (ValueError, KeyError, RuntimeError, TypeError) as err:
             raise UserError(
-                f"{who}: transformers cannot load the weights of {name} ({_first_line(err)}); "
+                f"{who}: transformers cannot load the weights of {name} ({first_line(err)}); "
                 "check the file, or export from the original Hugging Face checkpoint"
             ) from None
         ids = {k: v for k, v in info.special_ids.items() if k in ("bos", "eos", "pad") and v is not None}
@@ -564,11 +564,6 @@ def gguf_checkpoint(
     # The same bytes may sit at another path than when the cache was built.
     report["file"] = str(path.resolve())
     return final, report
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
 
 
 __all__ = [

@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ov_spec.errors import UserError
+from ov_spec.runtime.graph import PASS_THROUGH_OPS
 
 if TYPE_CHECKING:
     import openvino as ov
 
 KEPT_TOKENS_FILE = "kept_tokens.npy"  # int64 token ids, column order of the pruned logits
 # Element-wise ops allowed between the LM head's MatMul and the logits output (as in runtime/graph.py).
-_PASS_THROUGH = {"Convert", "Tanh", "Multiply", "Divide"}
 _COUNT_CHUNK = 200_000  # characters per tokenizer call: long texts in pieces, without length warnings
 
 
@@ -106,7 +106,7 @@ def choose_kept_tokens(
 def lm_head(model: ov.Model) -> Any:
     """The MatMul node that computes the ``logits`` output (through converts / soft-capping)."""
     node = model.output("logits").get_node().input_value(0).get_node()
-    while node.get_type_name() in _PASS_THROUGH:
+    while node.get_type_name() in PASS_THROUGH_OPS:
         node = node.input_value(0).get_node()
     if node.get_type_name() != "MatMul":
         raise UserError(

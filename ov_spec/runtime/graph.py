@@ -16,7 +16,8 @@ import openvino.opset13 as ops
 LOGITS_TO_KEEP = "logits_to_keep"
 # Element-wise ops allowed between the LM head's MatMul and the logits output
 # (precision converts; Gemma-style soft-capping of logits).
-_PASS_THROUGH = {"Convert", "Tanh", "Multiply", "Divide"}
+# Element-wise ops between the LM head MatMul and the logits output (casts, soft-capping).
+PASS_THROUGH_OPS = {"Convert", "Tanh", "Multiply", "Divide"}
 
 
 def keep_last_logits(model: ov.Model) -> bool:
@@ -27,7 +28,7 @@ def keep_last_logits(model: ov.Model) -> bool:
     if any(LOGITS_TO_KEEP in i.get_names() for i in model.inputs):
         return True
     head = model.output("logits").get_node().input_value(0).get_node()
-    while head.get_type_name() in _PASS_THROUGH:
+    while head.get_type_name() in PASS_THROUGH_OPS:
         head = head.input_value(0).get_node()
     if head.get_type_name() != "MatMul" or head.get_input_partial_shape(0).rank.get_length() != 3:
         return False

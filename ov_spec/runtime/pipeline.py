@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
-from ov_spec.errors import UserError
+from ov_spec.errors import UserError, first_line
 from ov_spec.manifest import Manifest, ModelEntry
 from ov_spec.runtime import cost_model as costs
 from ov_spec.runtime import devices as placement
@@ -128,7 +128,7 @@ class SpeculativePipeline:
                 model = self.core.read_model(xml)
             except RuntimeError as err:
                 raise UserError(
-                    f"cannot read {xml}: {_first_line(err)}; the file is damaged, re-export the pipeline"
+                    f"cannot read {xml}: {first_line(err)}; the file is damaged, re-export the pipeline"
                 ) from None
             if not is_stateful(model):
                 raise UserError(
@@ -515,10 +515,6 @@ class SpeculativePipeline:
 
 def _levels(n: int) -> str:
     return "1 verifying level" if n == 1 else f"{n} verifying levels"
-
-
-def _first_line(err: Exception) -> str:
-    return next((line.strip() for line in str(err).splitlines() if line.strip()), str(err))[:200]
 
 
 def _check_weights(path: Path, size_bytes: int) -> None:
