@@ -59,6 +59,26 @@ def test_cheap_draft_and_high_acceptance_picks_speculation():
     assert r[k] / r[0] == pytest.approx(expected, rel=0.1)
 
 
+def test_decoding_alone_is_priced_without_the_replanning_of_mixed_passes():
+    """Measured on the 6.8M pair: a 1-token pass costs 1.0 ms in a run of 1-token passes and ~2 ms
+    after a pass of another size (the CPU plugin re-plans). Priced with the mixed-size cost, the
+    verifier alone looks slow and drafting wins; priced as it runs, decoding alone wins."""
+    mixed = table(0.0020, 0.0003)
+    mixed.alone_s = [0.0010, 0.0010]
+    assert mixed.alone_cost(100) == pytest.approx(0.0010)
+    common = dict(verify=mixed.pass_costs(100, K + 1), rollback=0.0001, draft_per_token=0.0005)
+    h = np.full(K, 0.5)
+    assert cm.best_k(cm.tokens_per_second(h, cm.LevelCosts(**common), K)) > 0  # the old pricing
+    r = cm.tokens_per_second(h, cm.LevelCosts(**common, verify_alone=mixed.alone_cost(100)), K)
+    assert cm.best_k(r) == 0 and r[0] == pytest.approx(1 / 0.0010)
+
+
+def test_calibration_measures_decoding_alone(random_pipeline):
+    pipe = ov_spec.load(random_pipeline)
+    t = cm.calibrate(pipe.models["target"])
+    assert len(t.alone_s) == len(t.contexts) and all(x > 0 for x in t.alone_s)
+
+
 def test_longer_context_and_costlier_rollback_shorten_the_draft():
     cheap = cm.best_k(rates(table(0.030, 0.002, rollback=0.0), draft_s=0.002, alpha=0.7))
     dear = cm.best_k(rates(table(0.030, 0.002, rollback=0.040), draft_s=0.002, alpha=0.7))

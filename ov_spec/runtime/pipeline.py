@@ -267,18 +267,23 @@ class SpeculativePipeline:
         self, names: list[str], ngram: bool, min_conf: float, greedy: bool, context: int
     ) -> tuple[Speculator, float]:
         """Which levels to use under "auto": the sub-chain (target first) with the best predicted
-        tokens/s at ``context``; fewer levels win ties. Returns it and its predicted rate."""
+        tokens/s at ``context``. Chains within 0.1% of the best tie (typically: none is predicted to
+        pay, so each would decode alone); among those the one whose optimistic rate is highest wins,
+        so exploring tries the most promising drafter, then the one with fewer levels. Returns it and
+        its predicted rate."""
         lower = names[1:]
         subsets = [[]] if ngram else []
         subsets += [[m for i, m in enumerate(lower) if mask >> i & 1] for mask in range(1, 1 << len(lower))]
-        best: tuple[float, int, Speculator] | None = None
+        scored = []
         for subset in subsets:
             top = self._chain([names[0], *subset], AUTO, False, ngram, min_conf, None, greedy)
-            rate = top.draft.rate(context)
-            if best is None or rate > best[0] * 1.001 or (rate >= best[0] / 1.001 and len(subset) < best[1]):
-                best = (rate, len(subset), top)
-        assert best is not None
-        return best[2], best[0]
+            scored.append(
+                (top.draft.rate(context), top.draft.rate(context, optimistic=True), len(subset), top)
+            )
+        best_rate = max(rate for rate, *_ in scored)
+        tied = [entry for entry in scored if entry[0] >= best_rate / 1.001]
+        rate, _, _, top = max(tied, key=lambda entry: (entry[1], -entry[2]))
+        return top, rate
 
     def _resolve_models(self, models: Sequence[str] | None, use_draft: bool) -> list[str]:
         names = self.manifest.names()
