@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -25,3 +26,25 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     return int(code or 0)
+
+
+def add_placement_arguments(p: argparse.ArgumentParser) -> None:
+    """``--devices``, ``--device``, ``--property`` and ``--rollback``: where and how a pipeline's
+    models run, the same for every command that loads one (generate, serve)."""
+    from ov_spec.runtime.limits import ROLLBACK_CHOICES
+    from ov_spec.runtime.stateful import DEFAULT_ROLLBACK
+
+    p.add_argument("--devices", help="device placement config (TOML or JSON; see examples/)")
+    p.add_argument(
+        "--device", action="append", default=[], metavar="NAME=DEVICE", help="override a placement"
+    )
+    p.add_argument(
+        "--property", action="append", default=[], metavar="NAME.KEY=VALUE", help="override a property"
+    )
+    p.add_argument(
+        "--rollback",
+        choices=ROLLBACK_CHOICES,
+        default=DEFAULT_ROLLBACK,
+        help=f"the target's KV-cache rollback (default {DEFAULT_ROLLBACK}: trim where it is exact, an "
+        "f16/f32 cache; mask where no rollback is, a u8 cache)",
+    )

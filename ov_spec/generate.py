@@ -11,10 +11,10 @@ import argparse
 import json
 import sys
 
-from ov_spec.cli import run_cli
+from ov_spec.cli import add_placement_arguments, run_cli
 from ov_spec.errors import UserError
 from ov_spec.runtime.limits import AUTO, MAX_DRAFT_TOKENS, ROLLBACK_CHOICES, check_draft_tokens
-from ov_spec.runtime.stateful import DEFAULT_DRAFT_ROLLBACK, DEFAULT_ROLLBACK
+from ov_spec.runtime.stateful import DEFAULT_DRAFT_ROLLBACK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,20 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", help="comma-separated chain to use, target first (default: every level)")
     p.add_argument("--ngram", action="store_true", help="prompt-lookup drafting as the lowest level")
     p.add_argument("--no-draft", action="store_true", help="target-only decoding (the baseline)")
-    p.add_argument("--devices", help="device placement config (TOML or JSON)")
-    p.add_argument(
-        "--device", action="append", default=[], metavar="NAME=DEVICE", help="override a placement"
-    )
-    p.add_argument(
-        "--property", action="append", default=[], metavar="NAME.KEY=VALUE", help="override a property"
-    )
-    p.add_argument(
-        "--rollback",
-        choices=ROLLBACK_CHOICES,
-        default=DEFAULT_ROLLBACK,
-        help=f"the target's KV-cache rollback (default {DEFAULT_ROLLBACK}: trim where it is exact, an "
-        "f16/f32 cache; mask where no rollback is, a u8 cache)",
-    )
+    add_placement_arguments(p)
     p.add_argument(
         "--draft-rollback",
         choices=ROLLBACK_CHOICES,

@@ -16,9 +16,8 @@ import socket
 import sys
 from pathlib import Path
 
-from ov_spec.cli import run_cli
+from ov_spec.cli import add_placement_arguments, run_cli
 from ov_spec.errors import UserError
-from ov_spec.runtime.limits import ROLLBACK_CHOICES
 from ov_spec.serve.app import (
     API_KEY_ENV,
     DEFAULT_MAX_BODY_BYTES,
@@ -34,16 +33,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ov_spec.serve", description=__doc__.splitlines()[0])
     p.add_argument("folder", type=Path, help="pipeline folder written by `python -m ov_spec.export`")
-    p.add_argument("--devices", help="device placement config (TOML or JSON), as for ov_spec.generate")
-    p.add_argument(
-        "--device", action="append", default=[], metavar="NAME=DEVICE", help="override a placement"
-    )
-    p.add_argument(
-        "--property", action="append", default=[], metavar="NAME.KEY=VALUE", help="override a property"
-    )
-    p.add_argument(
-        "--rollback", choices=ROLLBACK_CHOICES, help="the target's KV-cache rollback (default: the runtime's)"
-    )
+    add_placement_arguments(p)
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )

@@ -27,7 +27,7 @@ HELDOUT_CHARS = 200_000
 Log = Callable[[str], None]
 
 
-class _Clock:
+class StageClock:
     """Wall seconds per stage, for the report."""
 
     def __init__(self) -> None:
@@ -111,7 +111,7 @@ def train_pair(
     deadline: float | None,
     progress: bool,
     log: Log,
-    clock: _Clock,
+    clock: StageClock,
     training: dict[str, Any],
 ):
     """Train the target (growing it if the recipe says so), then the draft; returns both.
@@ -189,7 +189,7 @@ def build_trained_or_random(
     from ov_spec.tiny.models import derive_seed, new_model, save_model
     from ov_spec.tiny.tokenizer import encode_texts, save_tokenizer, train_bpe
 
-    clock = _Clock()
+    clock = StageClock()
     deadline = clock.start + budget_s if budget_s is not None else None
 
     corpus = corpus_mod.load_corpus()
@@ -296,7 +296,7 @@ def build_large(
     from ov_spec.tiny.widen import widen_llama
 
     assert spec.widen is not None
-    clock = _Clock()
+    clock = StageClock()
     source = load_model(base.target)
     w = spec.widen
     wide = widen_llama(

@@ -27,13 +27,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
-import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ov_spec.errors import UserError
+from ov_spec.tiny.build import StageClock
 from ov_spec.tiny.cache import build_atomically, config_hash, ensure_writable, is_complete
 from ov_spec.tiny.presets import WidenSpec
 
@@ -144,13 +144,8 @@ def _build(out: Path, spec: RealShapeSpec, seed: int, gguf: Path, cache: Path, l
     from ov_spec.tiny.models import derive_seed, load_model, quiet_transformers
     from ov_spec.tiny.widen import widen_llama
 
-    start = time.monotonic()
-    seconds: dict[str, float] = {}
-
-    def lap(stage: str, since: list[float] = [start]) -> None:  # noqa: B006 (a running clock)
-        now = time.monotonic()
-        seconds[stage] = round(now - since[0], 2)
-        since[0] = now
+    clock = StageClock()
+    lap = clock.lap
 
     _source_checkpoint(gguf, out / "draft", cache)
     draft = load_model(out / "draft")
@@ -194,7 +189,6 @@ def _build(out: Path, spec: RealShapeSpec, seed: int, gguf: Path, cache: Path, l
         f"ppl target {evaluation['ppl_target']} draft {evaluation['ppl_draft']}; noiseless widening: "
         f"max |logit diff| {fidelity['max_abs_logit_diff']:.2e}"
     )
-    seconds["total"] = round(time.monotonic() - start, 2)
     return {
         "preset": spec.name,
         "seed": seed,
@@ -204,7 +198,7 @@ def _build(out: Path, spec: RealShapeSpec, seed: int, gguf: Path, cache: Path, l
         "params": {"target": wide.num_parameters(), "draft": draft.num_parameters()},
         "eval": evaluation,
         "noiseless_widening": fidelity,
-        "seconds": seconds,
+        "seconds": {**clock.stages, "total": clock.total()},
         "versions": library_versions(),
     }
 
