@@ -31,7 +31,7 @@ CONFIGS = {
 }
 
 
-def measure(folder: str, repeats: int, max_new: int, old: bool) -> dict:
+def measure(folder: str, repeats: int, max_new: int) -> dict:
     import email.message
     import json as json_mod
 
@@ -40,7 +40,7 @@ def measure(folder: str, repeats: int, max_new: int, old: bool) -> dict:
     pipe = ov_spec.load(folder)
     text = inspect.getsource(json_mod.decoder) + inspect.getsource(email.message)
     prompts = [text[i : i + 300] for i in range(0, 6 * 2000, 2000)]
-    configs = {k: v for k, v in CONFIGS.items() if not (old and "auto" in k)}  # old code has no auto
+    configs = CONFIGS
     for opts in configs.values():
         for p in prompts[:2]:
             pipe.generate(p, max_new_tokens=max_new, **opts)  # warm-up (and calibration)
@@ -71,7 +71,7 @@ def main() -> None:
     p.add_argument("--worker", choices=["old", "new"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(measure(args.pipeline, args.repeats, args.max_new_tokens, args.worker == "old")))
+        print(json.dumps(measure(args.pipeline, args.repeats, args.max_new_tokens)))
         return
     root = Path(__file__).resolve().parents[1]
     runs = [("after", None)]

@@ -378,3 +378,38 @@ def test_auto_prompt_lookup_stays_exact(pipe, reference):
     prompts, expected = reference
     for prompt, want in zip(prompts, expected):
         assert pipe.generate(prompt, max_new_tokens=MAX_NEW, models=["target"], ngram=True).token_ids == want
+
+
+def _pass_sizes(monkeypatch) -> dict[str, list[int]]:
+    """Record the tokens of every forward pass, per model (prefill included)."""
+    from ov_spec.runtime.stateful import StatefulLM
+
+    sizes: dict[str, list[int]] = {}
+    real = StatefulLM._infer
+
+    def spy(self, rows, beam_idx, n_logits):
+        sizes.setdefault(self.name, []).append(len(rows[0]))
+        return real(self, rows, beam_idx, n_logits)
+
+    monkeypatch.setattr(StatefulLM, "_infer", spy)
+    return sizes
+
+
+def test_fixed_draft_lengths_keep_every_pass_one_size(random_pipeline, tmp_path, reference, monkeypatch):
+    """A pass of a new size makes the CPU plugin re-plan (+4-5 ms on SmolLM2-135M int8): with a
+    fixed k the target scores k + 1 tokens every pass, a middle level of a cascade its own k + 1
+    (it overshoots rather than run a shorter pass), and a draft feeds 1 token per pass (it catches
+    up on an accepted draft and the bonus in two passes), apart from prefills and the last pass."""
+    pipe = ov_spec.load(with_models(random_pipeline, tmp_path / "sizes", ["target", "target", "draft1"]))
+    sizes = _pass_sizes(monkeypatch)
+    prompts, expected = reference
+    for prompt, want in zip(prompts[:4], expected[:4]):
+        for s in sizes.values():
+            s.clear()
+        result = pipe.generate(prompt, max_new_tokens=MAX_NEW, draft_tokens=[4, 2])
+        assert result.token_ids == want
+        # Each model's first pass is its prefill.
+        top, middle, draft = (sizes[name][1:] for name in ("target", "target_1", "draft1_2"))
+        assert set(top[:-1]) == {5}, top
+        assert set(middle) == {3}, middle
+        assert set(draft) == {1}, draft

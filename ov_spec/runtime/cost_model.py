@@ -5,16 +5,20 @@ scores, what a draft step costs, what a rollback costs, and how often drafts are
 workload. So the runtime measures all of them:
 
 * **Step costs** (:class:`CostTable`, :func:`calibrate`): each model's pass over 1..K+1 tokens at
-  two context lengths, with that many tokens really in its KV cache, and the rollback after it.
-  Timed once per model files, device, compile properties and rollback mode, then cached on disk
-  (:func:`cache_dir`), so the second load is instant.
+  two context lengths, with that many tokens really in its KV cache, the rollback after it, and
+  what a pass costs extra when its size differs from the model's previous pass (OpenVINO's CPU
+  plugin then re-plans: measured +4-5 ms on a 10-15 ms SmolLM2-135M int8 pass, +1 ms on a 1 ms
+  pass of the 6.8M pair). Timed once per model files, device, compile properties and rollback
+  mode, then cached on disk (:func:`cache_dir`), so the second load is instant.
 * **Acceptance** (:class:`Acceptance`): per level, the measured chance that drafted token ``j`` is
   accepted given that tokens ``1..j-1`` were (so bursts count, not only an i.i.d. alpha), kept
   separately after a fully accepted pass and otherwise, with old passes slowly forgotten. The
   export's acceptance preview (``manifest.preview``) is the prior.
 * **The choice** (:func:`tokens_per_second`, :class:`AutoDraftLength`): expected tokens per
   second for every k in 0..K, where k = 0 is the verifier decoding alone; the best is used, and
-  re-chosen every pass. Where k = 0 wins, an optimistic estimate is tried now and then, on a
+  re-chosen every pass. A k whose pass size differs from the last pass is charged the re-planning
+  cost spread over :data:`SWITCH_HORIZON` passes, so the pass size changes only when the change
+  is worth it (a k that changes every pass was what made "auto" slower than a fixed k). Where k = 0 wins, an optimistic estimate is tried now and then, on a
   budget of :data:`EXPLORE_SHARE` of the decoding time, so a pair where speculation never pays
   stays within a few percent of target-only decoding.
 
@@ -39,7 +43,7 @@ import numpy as np
 from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
 from ov_spec.runtime.stateful import StatefulLM
 
-COST_MODEL_VERSION = 3
+COST_MODEL_VERSION = 4
 TOKEN_COUNTS = (1, 2, 3, 5, 9, MAX_DRAFT_TOKENS + 1)  # tokens per pass timed; linear in between
 CONTEXTS = (32, 256)  # cached tokens the passes are timed after; linear in between and beyond
 CALIBRATION_BUDGET_S = 1.5  # per model: timing sweeps (up to three) that fit in this
@@ -50,21 +54,23 @@ DEFAULT_PRIOR = 0.5  # acceptance assumed when the export measured no preview
 DEFAULT_OVERHEAD_S = 2e-4  # the loop's own time per pass until it is measured
 LOOKUP_IDLE, LOOKUP_EVERY = 4, 8  # prompt lookup: after 4 idle passes, search 1 pass in 8
 MEMO_TOKENS = 16  # a choice is reused until the context grows by this much (or acceptance changes)
+RUN = 4  # calibration: passes of one size in a row; the first pays the re-planning, the rest do not
+SWITCH_HORIZON = 8  # passes a new pass size is expected to last: its re-planning cost is spread over them
 
 
 # -- step costs -----------------------------------------------------------------------------------
 @dataclass
 class CostTable:
-    """Median seconds of one model's pass over ``t`` tokens after ``context`` cached tokens."""
+    """Median seconds of one model's pass over ``t`` tokens after ``context`` cached tokens, in a
+    run of passes of that size, and what changing the size costs."""
 
     contexts: list[int]
     token_counts: list[int]
-    pass_s: list[list[float]]  # [context index][token-count index]
+    pass_s: list[list[float]]  # [context index][token-count index], the pass after one of its size
     rollback_s: list[float]  # [context index]: dropping a few tokens from the cache
-    # [context index]: a 1-token pass after 1-token passes. Decoding alone (k = 0) runs only these;
-    # pass_s's passes each follow a pass of another size, which makes the CPU plugin re-plan, and
-    # on a small model that costs as much as the pass (measured 1.0 vs 1.7-2.6 ms on the 6.8M pair).
-    alone_s: list[float] = field(default_factory=list)
+    # [context index]: the extra seconds of a pass whose size differs from the previous pass of
+    # this model (the CPU plugin re-plans; measured 1.0 vs 1.7-2.6 ms on the 6.8M pair).
+    switch_s: list[float] = field(default_factory=list)
     seconds: float = 0.0  # how long the calibration took
     key: dict[str, Any] = field(default_factory=dict)  # what it was measured for (see cost_key)
 
@@ -97,11 +103,11 @@ class CostTable:
     def pass_cost(self, tokens: int, context: int) -> float:
         return float(self.pass_costs(context, tokens)[tokens])
 
-    def alone_cost(self, context: int) -> float:
-        """Seconds of a 1-token pass in a run of 1-token passes (the verifier decoding alone)."""
-        if len(self.alone_s) != len(self.contexts):
-            return self.pass_cost(1, context)
-        return _in_context(self.contexts, self.alone_s, context)
+    def switch_cost(self, context: int) -> float:
+        """Extra seconds of a pass whose size differs from the model's previous pass."""
+        if len(self.switch_s) != len(self.contexts):
+            return 0.0
+        return _in_context(self.contexts, self.switch_s, context)
 
     def rollback_cost(self, context: int) -> float:
         return _in_context(self.contexts, self.rollback_s, context)
@@ -133,62 +139,62 @@ def calibrate(
     Passes are timed one after another without rolling back in between, as decoding runs them:
     a trimmed cache is re-allocated by the next pass, which would make every pass look dearer.
     That penalty belongs to the rollback, so the rollback cost is the trim of a few tokens plus
-    the slowdown of the pass after it. One warm-up sweep over every size comes first (a new shape
-    picks its kernels); each point is the median of up to three sweeps, as the budget allows. The
-    context grows by the tokens fed, so the table records the mean context each row saw.
+    the slowdown of the pass after it. Each size runs :data:`RUN` passes in a row: the first one
+    follows a pass of another size and pays the re-planning (its excess over the others is the
+    switch cost), the others give the pass cost. One warm-up sweep over every size comes first (a
+    new shape picks its kernels); each point is the median of up to three sweeps, as the budget
+    allows. The context grows by the tokens fed, so the table records the mean context each row saw.
     """
     start = time.perf_counter()
     if max_context:  # room for the prefill, three sweeps and the rollback probes
-        room = max_context - 3 * sum(token_counts) - 16
+        room = max_context - 3 * RUN * sum(token_counts) - 32
         contexts = sorted({max(1, min(c, room)) for c in contexts})
     rng = np.random.default_rng(seed)
     rows: list[list[float]] = []
     rollbacks: list[float] = []
-    alone: list[float] = []
+    switches: list[float] = []
     seen: list[int] = []
+
+    def timed(t: int) -> float:
+        before = lm.stats.infer_s
+        lm.forward([7] * t, n_logits=t)
+        return lm.stats.infer_s - before
+
     try:
         lm.reset()
         lm.forward(rng.integers(3, lm.vocab_size, max(contexts[0], 1)).tolist())
-        sweep = time.perf_counter()
-        for t in token_counts:  # warm-up
-            lm.forward([7] * t, n_logits=t)
-        sweep = time.perf_counter() - sweep
-        rounds = max(1, min(3, int(budget_s / max(sweep * 2 * len(contexts), 1e-9))))
+        sweep = sum(timed(t) for t in token_counts)  # warm-up
+        rounds = max(1, min(3, int(budget_s / max(sweep * RUN * len(contexts), 1e-9))))
         for context in contexts:
             lm.reset()
             lm.forward(rng.integers(3, lm.vocab_size, context).tolist())
             samples: dict[int, list[float]] = {t: [] for t in token_counts}
+            extra: list[float] = []
             lengths = []
             for _ in range(rounds):
                 for t in token_counts:
                     lengths.append(len(lm.tokens))
-                    before = lm.stats.infer_s
-                    lm.forward([7] * t, n_logits=t)
-                    samples[t].append(lm.stats.infer_s - before)
-            steady = statistics.median(samples[1])
-            runs = []
-            for i in range(6):  # 1-token passes one after another: the first one still re-plans
-                before = lm.stats.infer_s
-                lm.forward([7])
-                if i:
-                    runs.append(lm.stats.infer_s - before)
-            alone.append(statistics.median(runs))
+                    run = [timed(t) for _ in range(RUN)]
+                    steady = statistics.median(run[1:])
+                    samples[t].append(steady)
+                    extra.append(run[0] - steady)
+            probe = 5  # a k = 4 verification pass, rolled back by four tokens, then the next one
+            steady = min(timed(probe) for _ in range(2))
             penalties = []
             for _ in range(2):
-                lm.forward([7] * 4, n_logits=1)  # four tokens to drop again
-                before_rb, before_inf = lm.stats.rollback_s, lm.stats.infer_s
+                before_rb = lm.stats.rollback_s
                 lm.rollback(len(lm.tokens) - 4)
-                lm.forward([7])
-                slower = max(lm.stats.infer_s - before_inf - steady, 0.0)
+                slower = max(timed(probe) - steady, 0.0)
                 penalties.append(lm.stats.rollback_s - before_rb + slower)
             rows.append([statistics.median(samples[t]) for t in token_counts])
             rollbacks.append(statistics.median(penalties))
+            switches.append(max(statistics.median(extra), 0.0))
             seen.append(int(statistics.fmean(lengths)))
     finally:
         lm.reset()
     # A pass over more tokens never costs less: noise on a shared machine must not say otherwise.
     rows = [np.maximum.accumulate(np.asarray(r)).tolist() for r in rows]
-    return CostTable(seen, list(token_counts), rows, rollbacks, alone, time.perf_counter() - start)
+    return CostTable(seen, list(token_counts), rows, rollbacks, switches, time.perf_counter() - start)
 
 
 # -- the disk cache -------------------------------------------------------------------------------
@@ -318,22 +324,25 @@ class LevelCosts:
     draft_per_token: float  # the drafter's cost per drafted token
     draft_rollback: float = 0.0  # the drafter's own rollback after a rejection
     overhead: float = 0.0  # the loop's own time per iteration
-    verify_alone: float = 0.0  # the verifier's 1-token pass when it decodes alone (k = 0 every pass)
+    switch: float = 0.0  # the verifier's extra time for a pass whose size differs from the last one
 
 
-def tokens_per_second(h: np.ndarray, costs: LevelCosts, k_max: int) -> np.ndarray:
-    """Expected tokens/s of one level for k = 0..k_max (k = 0: the verifier alone)."""
+def tokens_per_second(h: np.ndarray, costs: LevelCosts, k_max: int, current: int | None = None) -> np.ndarray:
+    """Expected tokens/s of one level for k = 0..k_max (k = 0: the verifier alone).
+
+    ``current`` is the k of the verifier's last pass: every other k pays the re-planning of a new
+    pass size, spread over the :data:`SWITCH_HORIZON` passes it is expected to be kept for.
+    """
     expected, all_accepted = expected_accepted(h[:k_max])
     k = np.arange(k_max + 1)
-    verify = costs.verify[k + 1].copy()
-    if costs.verify_alone > 0:
-        verify[0] = costs.verify_alone
     seconds = (
-        verify
+        costs.verify[k + 1]
         + (1.0 - all_accepted) * (costs.rollback + costs.draft_rollback)
         + k * costs.draft_per_token
         + costs.overhead
     )
+    if current is not None and costs.switch > 0:
+        seconds = seconds + (k != current) * (costs.switch / SWITCH_HORIZON)
     return (expected + 1.0) / seconds
 
 
@@ -451,7 +460,8 @@ class AutoDraftLength:
         self.reset()
 
     def reset(self) -> None:
-        self.k = 0
+        self.k = 0  # the draft length of the last pass (the next choice prefers to keep its size)
+        self._size = 0  # tokens the last pass drafted (as self.k, but never moved by a choice)
         self._prev_full = False
         self._state: Any = None
         self._last_bucket: tuple[str, int, bool] = ("ngram", 1, True)  # prompt lookup's last match
@@ -474,12 +484,12 @@ class AutoDraftLength:
             draft_per_token=per_token * model.draft_scale.get((self.verifier, self.drafter), 1.0),
             draft_rollback=draft_rollback,
             overhead=self.cost_model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S),
-            verify_alone=table.alone_cost(context) * model.scale.get(self.verifier, 1.0),
+            switch=table.switch_cost(context) * model.scale.get(self.verifier, 1.0),
         )
 
     def rates(self, context: int, state: Any, optimistic: bool = False) -> np.ndarray:
         acc = self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, state)
-        return tokens_per_second(acc.hazards(optimistic), self.costs(context), self.k_max)
+        return tokens_per_second(acc.hazards(optimistic), self.costs(context), self.k_max, self.k)
 
     def rate(self, context: int, optimistic: bool = False) -> float:
         """This level's best predicted tokens/s at ``context`` (for the level above's choice);
@@ -511,7 +521,7 @@ class AutoDraftLength:
             self._last_bucket = bucket
         self._state = (*bucket, self._prev_full) if bucket is not None else (self._prev_full,)
         acc = self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, self._state)
-        key = (context // MEMO_TOKENS, self._state, acc.passes)
+        key = (context // MEMO_TOKENS, self._state, acc.passes, self.k)
         memo = self._memo.get(self._state)
         if memo is not None and memo[0] == key:
             return self._use(memo[1])
@@ -534,12 +544,12 @@ class AutoDraftLength:
             choice = Choice(0, base, base, costs)
             self._memo[None] = (context // MEMO_TOKENS, choice)  # type: ignore[assignment]
             return choice
-        rates = tokens_per_second(acc.hazards(), costs, self.k_max)
+        rates = tokens_per_second(acc.hazards(), costs, self.k_max, self.k)
         k = best_k(rates)
         choice = Choice(k, float(rates[k]), base, costs)
         decode_s, lost_s = self.cost_model.budget(self.verifier, self.drafter)
         if k == 0 and lost_s < EXPLORE_SHARE * decode_s:
-            hopeful = tokens_per_second(acc.hazards(optimistic=True), costs, self.k_max)
+            hopeful = tokens_per_second(acc.hazards(optimistic=True), costs, self.k_max, self.k)
             k_up = best_k(hopeful)
             # What one try may lose: its time beyond what its tokens would cost the verifier alone.
             loss = (k_up + 1) * (1.0 / rates[k_up] - 1.0 / base) if k_up else 0.0
@@ -572,14 +582,16 @@ class AutoDraftLength:
             return
         self.passes += 1
         model = self.cost_model
+        # A pass of another size than the one before paid the re-planning: it is in the table.
+        switched = choice.costs.switch if choice.costs is not None and drafted != self._size else 0.0
+        self._size = self.k = drafted  # what the next choice compares its sizes with
         if drafted == 0 and not choice.explore and choice.costs is not None:
             # The common pass on a pair where drafting does not pay: learn in batches of eight,
             # so deciding costs the loop next to nothing.
             pending = self._pending
             pending[0] += seconds
             pending[1] += verify_s
-            alone = choice.costs.verify_alone or choice.costs.verify[1]
-            pending[2] += alone / model.scale.get(self.verifier, 1.0)
+            pending[2] += (choice.costs.verify[1] + switched) / model.scale.get(self.verifier, 1.0)
             pending[3] += 1
             model.budget(self.verifier, self.drafter)[0] += seconds
             self._prev_full = False
@@ -599,7 +611,7 @@ class AutoDraftLength:
             )
         costs = choice.costs
         if costs is not None and seconds > 0 and verify_s > 0:
-            tabled = costs.verify[drafted + 1] / model.scale.get(self.verifier, 1.0)
+            tabled = (costs.verify[drafted + 1] + switched) / model.scale.get(self.verifier, 1.0)
             model.scale[self.verifier] = _ema(model.scale.get(self.verifier, 1.0), verify_s / tabled)
             rest = seconds - verify_s
             if drafted == 0:

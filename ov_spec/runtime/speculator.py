@@ -122,15 +122,21 @@ class Speculator:
         """
         start = time.perf_counter()
         prefill = not self.model.tokens
+        # The verifier catches up on the committed tokens it has not seen (rolling back the ones
+        # it rejected last time): one token at the top, sometimes two on a middle level.
+        catch_up = self.model.sync(sequence)
         k = 0
         if self.proposer is not None and not prefill and limit > 1:
             k = min(self.draft.choose(sequence), limit - 1)
+            if k and len(catch_up) > 1:
+                # Draft fewer so the pass keeps its k + 1 tokens: a pass of a new size makes the
+                # CPU plugin re-plan, which costs more than the drafted token would bring.
+                k = max(k + 1 - len(catch_up), 1)
         proposal = self.proposer.propose(sequence, k, params, rng) if k > 0 else Proposal([])
         drafted = proposal.tokens
 
-        # Score: the target catches up on the committed tokens it has not seen (rolling back the
-        # ones it rejected last time), then scores every drafted position plus one in one pass.
-        feed = self.model.sync(sequence) + drafted
+        # Score every drafted position plus one in one pass.
+        feed = catch_up + drafted
         verify_s = self.model.stats.infer_s
         logits = self.model.forward(feed, n_logits=len(drafted) + 1)
         verify_s = self.model.stats.infer_s - verify_s
@@ -162,12 +168,17 @@ class Speculator:
         tokens: list[int] = []
         rows: list[np.ndarray] = []
         while len(tokens) < k:
-            step = self.step(seq, params, rng, limit=k - len(tokens))
+            # The last step may emit more than is still needed rather than run a shorter pass: a
+            # pass of a new size makes the CPU plugin re-plan, which costs more than scoring a few
+            # extra tokens. Any prefix of this level's output follows its distribution, so
+            # cutting the surplus keeps the proposal exact; the next sync() rolls it back.
+            step = self.step(seq, params, rng, limit=k - len(tokens) + getattr(self.draft, "k", 0))
             tokens += step.tokens
             seq += step.tokens
             if step.probs is not None:
                 rows.append(step.probs)
-        return Proposal(tokens, np.concatenate(rows) if rows else None)
+        probs = np.concatenate(rows)[:k] if rows else None
+        return Proposal(tokens[:k], probs)
 
     def levels(self) -> list[Speculator]:
         """This level and every speculative level below it, top first."""
