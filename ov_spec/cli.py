@@ -45,6 +45,6 @@ def add_placement_arguments(p: argparse.ArgumentParser) -> None:
         "--rollback",
         choices=ROLLBACK_CHOICES,
         default=DEFAULT_ROLLBACK,
-        help=f"the target's KV-cache rollback (default {DEFAULT_ROLLBACK}: trim where it is exact, an "
-        "f16/f32 cache; mask where no rollback is, a u8 cache)",
+        help=f"the target's KV-cache rollback (default {DEFAULT_ROLLBACK}: mask on CPU, trim elsewhere; "
+        "trim with an f16/f32 KV cache is strict: equal to target-only output even at near-ties)",
     )

@@ -136,7 +136,7 @@ def test_export_records_the_pruned_head(pruned_export):
 
 
 def test_exported_pruned_draft_is_lossless(pruned_export, monkeypatch):
-    pipe = ov_spec.load(pruned_export)
+    pipe = ov_spec.load(pruned_export, rollback="trim")  # strict: exact equality can fail on a bug
     kept = set(np.load(pruned_export / "draft1" / KEPT_TOKENS_FILE).tolist())
     drafted = recording_proposer(monkeypatch)
     for prompt in _prompts(pipe.vocab_size, 4):
@@ -170,7 +170,7 @@ def self_pruned(random_pipeline, tmp_path_factory):
 @pytest.mark.parametrize("k", KS)
 def test_greedy_with_pruned_draft_equals_target_only(self_pruned, k, monkeypatch):
     folder, keep = self_pruned
-    pipe = ov_spec.load(folder)
+    pipe = ov_spec.load(folder, rollback="trim")  # strict: exact equality can fail on a bug
     drafted = recording_proposer(monkeypatch)
     accepted = proposed = 0
     for prompt in _prompts(pipe.vocab_size, 6):

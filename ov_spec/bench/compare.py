@@ -13,7 +13,7 @@ from typing import Any
 
 from ov_spec.bench.speed import AnalyticFit, IdealRow
 from ov_spec.bench.stats import Summary
-from ov_spec.bench.sweep import Case, Variant
+from ov_spec.bench.sweep import Case, Variant, rollback_suffix
 
 
 @dataclass
@@ -252,7 +252,7 @@ def _method_findings(name: str, members: list[Summary], variants: dict[str, Vari
             r = s.tokens_per_s / fixed.tokens_per_s
             out.append(
                 Finding(
-                    f"{name}: adaptive vs best fixed k, {'+'.join(c.chain)}{' mask' if c.rollback == 'mask' else ''}",
+                    f"{name}: adaptive vs best fixed k, {'+'.join(c.chain)}{rollback_suffix(c.rollback)}",
                     f"{r:.2f}x (adaptive {s.tokens_per_s:.1f} tok/s, mean k {s.mean_draft_length or 0:.1f}; "
                     f"best fixed {fixed.case.mode} {fixed.tokens_per_s:.1f} tok/s)",
                     r,
@@ -309,7 +309,7 @@ def _method_findings(name: str, members: list[Summary], variants: dict[str, Vari
         vs = f"; genai conf={g.case.confidence:g}: {g.tokens_per_s:.1f} tok/s" if g else ""
         out.append(
             Finding(
-                f"{name}: confidence stop, {c.variant} {'+'.join(c.chain)}{' mask' if c.rollback == 'mask' else ''}",
+                f"{name}: confidence stop, {c.variant} {'+'.join(c.chain)}{rollback_suffix(c.rollback)}",
                 f"ov_spec {c.mode}: {s.tokens_per_s:.1f} tok/s, mean k {s.mean_draft_length or 0:.1f}{vs}",
                 s.tokens_per_s / g.tokens_per_s if g else None,
             )

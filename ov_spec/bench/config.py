@@ -17,7 +17,7 @@ from typing import Any
 
 from ov_spec import toml_io
 from ov_spec.errors import UserError
-from ov_spec.runtime.limits import ROLLBACK_MODES, check_draft_length
+from ov_spec.runtime.limits import AUTO, ROLLBACK_CHOICES, check_draft_length
 
 SAMPLING_MODES = ("greedy", "sample")
 CHAIN_KINDS = ("target", "pairs", "cascade")  # target-only, each [target, X], the full cascade
@@ -60,7 +60,8 @@ class BenchConfig:
     top_p: float = 0.95  # 1.0 = off
     top_k: int = 0  # 0 = off
     seed: int = 0  # sampling seed of prompt i in repeat r: seed + 1000 * r + i
-    rollback: list[str] = field(default_factory=lambda: ["trim"])  # ov_spec KV rollback(s) swept: trim, mask
+    # ov_spec KV rollback(s) swept: auto (the runtime's default, resolved per model at load), trim, mask
+    rollback: list[str] = field(default_factory=lambda: [AUTO])
     properties: list[str] = field(default_factory=list)  # OpenVINO properties for both engines:
     # "KEY=VALUE" for every model, "NAME.KEY=VALUE" for one (e.g. "ENABLE_CPU_PINNING=NO")
     genai: bool = True  # openvino.genai baselines on the same files
@@ -112,8 +113,8 @@ class BenchConfig:
         bad = [s for s in self.sampling if s not in SAMPLING_MODES]
         if bad or not self.sampling:
             raise UserError(f"sampling must list {' and/or '.join(SAMPLING_MODES)}, got {self.sampling}")
-        if not self.rollback or any(r not in ROLLBACK_MODES for r in self.rollback):
-            raise UserError(f"rollback must list {' and/or '.join(ROLLBACK_MODES)}, got {self.rollback}")
+        if not self.rollback or any(r not in ROLLBACK_CHOICES for r in self.rollback):
+            raise UserError(f"rollback must list some of {', '.join(ROLLBACK_CHOICES)}, got {self.rollback}")
         bad = [b for b in self.genai_backends if b not in GENAI_BACKENDS]
         if bad:
             raise UserError(f"genai_backends must be among {', '.join(GENAI_BACKENDS)}, got {bad}")

@@ -29,7 +29,7 @@ from ov_spec.bench.speed_model import (
     target_costs,
 )
 from ov_spec.bench.stats import Summary
-from ov_spec.bench.sweep import Case, Variant
+from ov_spec.bench.sweep import Case, Variant, rollback_suffix
 from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
 
 K_RANGE = range(1, MAX_DRAFT_TOKENS + 1)
@@ -165,7 +165,7 @@ def ideal_report(summaries: Sequence[Summary], costs: CostCache) -> list[IdealRo
                 variant=case.variant,
                 chain="+".join(case.chain)
                 + (" ngram" if case.ngram else "")
-                + (" mask" if case.rollback == "mask" else ""),
+                + rollback_suffix(case.rollback),
                 k=case.k,
                 context=context,
                 tau=tau,
@@ -207,7 +207,7 @@ def analytic_fits(summaries: Sequence[Summary], costs: CostCache | None) -> list
             continue
         alpha = sum(s.accepted for s in fixed) / drafted
         c, source = _cost_ratio(fixed, base.get((variant, chain[0], devices[0])), costs)
-        name = "+".join(chain) + (" mask" if rollback == "mask" else "")
+        name = "+".join(chain) + rollback_suffix(rollback)
         fit = AnalyticFit(variant, name, ",".join(devices), alpha, c, source)
         fit.measured = {s.case.k: s.speedup for s in fixed if s.speedup is not None}
         fit.genai = dict(genai.get((variant, chain, devices), {}))

@@ -28,6 +28,12 @@ from ov_spec.bench.config import CHAIN_KINDS, BenchConfig
 from ov_spec.errors import UserError
 from ov_spec.manifest import Manifest, ModelEntry
 from ov_spec.runtime.devices import is_present
+from ov_spec.runtime.limits import ROLLBACK_MODES
+
+
+def rollback_suffix(rollback: str) -> str:
+    """`` trim``/`` mask`` for a rollback asked for by name; nothing for "auto" (the runtime's default)."""
+    return f" {rollback}" if rollback in ROLLBACK_MODES else ""
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class Case:
     confidence: float = 0.0  # ov_spec min_confidence / genai assistant_confidence_threshold
     sampling: str = "greedy"  # "greedy" | "sample"
     backend: str = ""  # genai attention backend for target-only ("PA" | "SDPA")
-    rollback: str = ""  # ov_spec KV-cache rollback of speculative runs ("trim" | "mask")
+    rollback: str = ""  # ov_spec KV-cache rollback of speculative runs ("auto" | "trim" | "mask")
     target_key: str = ""  # identity of the target's files: cases with equal keys share a baseline
 
     @property
@@ -104,8 +110,8 @@ class Case:
             parts.append("MTAD")
         if self.backend:
             parts.append(self.backend)
-        if self.rollback == "mask":
-            parts.append("mask")
+        if self.rollback in ROLLBACK_MODES:
+            parts.append(self.rollback)
         if self.mode:
             parts.append(self.mode)
         if self.sampling != "greedy":
@@ -238,7 +244,7 @@ _CASE_SETTINGS = (
 
 
 def _variant_cases(config: BenchConfig, variant: Variant, devices: Sequence[str]) -> Iterable[Case]:
-    """The variant's cases; ov_spec speculative ones once per rollback mode (trim first)."""
+    """The variant's cases; ov_spec speculative ones once per rollback listed (in its order)."""
     for case in _base_cases(config, variant, devices):
         if case.engine == "ov_spec" and case.speculative:
             for mode in config.rollback:

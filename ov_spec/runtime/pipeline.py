@@ -72,9 +72,9 @@ def load(
     """Load an exported pipeline folder (``ov_spec.json`` + one sub-folder per model).
 
     ``devices`` is a placement config (TOML/JSON path or dict; see :mod:`ov_spec.runtime.devices`);
-    ``rollback`` picks the target's KV-cache rollback strategy (``"auto"``, the default: ``"trim"``
-    where its cache is stored unquantized and the trim is exact, ``"mask"`` where it is quantized
-    and no rollback is exact; ``"mask"`` never copies the cache; see
+    ``rollback`` picks the target's KV-cache rollback strategy (``"auto"``, the default: ``"mask"``
+    on CPU, which never copies the cache, ``"trim"`` on other devices; ``"trim"`` with an f16/f32
+    cache is the strict choice, equal to target-only decoding even at near-ties; see
     :mod:`ov_spec.runtime.stateful`); ``draft_rollback`` that of
     every model below it (default ``"mask"``: a draft only proposes, so the last bits of its
     logits never change the output, and ``trim``'s cache copies would cost more than its passes).

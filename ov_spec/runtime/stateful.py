@@ -17,9 +17,11 @@ rejected. Two strategies, chosen per model:
     but the attention kernel then reduces over a differently laid-out cache, so logits differ
     from target-only decoding (up to ~1 on real shapes) and a near-tie can flip a greedy token.
 
-``auto`` (the default, :func:`choose_rollback`) picks trim where it is exact and mask where it
-is not, from the compiled model's KV-cache precision. Models below the target use mask: their
-rollback cannot change the output.
+``auto`` (the default, :func:`choose_rollback`) picks mask on CPU, where it is what makes
+speculation pay (the 103M fp16 target: 155 vs 111 tok/s at k=4, because reading an f16 cache back
+costs 6-55 ms at 64-800 tokens), and trim elsewhere. Strict equality with target-only decoding
+is ``rollback="trim"`` with an f16/f32 cache (``examples/devices-strict.toml``). Models below the
+target use mask: their rollback cannot change the output.
 """
 
 from __future__ import annotations
@@ -36,9 +38,6 @@ from ov_spec.runtime.graph import LOGITS_TO_KEEP
 from ov_spec.runtime.limits import AUTO, ROLLBACK_MODES
 
 DEFAULT_ROLLBACK = AUTO  # the one default of load(), SpeculativePipeline and the CLIs
-# KV-cache element types the CPU plugin stores as given: trimming such a cache is exact. Others
-# (u8, u4) are quantized as they are written, and a trim re-quantizes the whole cache.
-_EXACT_TRIM_KV_TYPES = ("f32", "f16", "bf16")
 # Models below the target only propose: their rollback cannot change the output (the target
 # verifies), so they skip trim's cache copies (measured: +44% tok/s at k=4 on the random pair).
 DEFAULT_DRAFT_ROLLBACK = "mask"
@@ -72,16 +71,20 @@ def kv_sequence_axis(model: ov.Model) -> int:
 
 
 def choose_rollback(compiled: ov.CompiledModel) -> str:
-    """``rollback="auto"``: ``trim`` when the model's KV cache is stored unquantized (the trim is
-    then exact), ``mask`` when it is quantized (u8: a trim re-quantizes the cache, so it is not
-    exact either, and it costs two cache copies per rejection). A device that does not report
-    its cache precision (GPU, NPU) gets ``trim``, the copy openvino.genai makes too."""
+    """``rollback="auto"``: ``mask`` on a device that reports its KV-cache precision (the CPU
+    plugin), ``trim`` on one that does not (GPU, NPU: the copy openvino.genai makes too).
+
+    On CPU a trim costs two cache copies per rejection, and reading an f16/f32 cache back is slow
+    (6-55 ms at 64-800 tokens on a 103M fp16 target whose pass costs 10-12 ms); a u8 cache is
+    re-quantized by it, so there it is not even exact. Mask costs nothing per rejection; like a
+    u8 trim it moves logits by rounding (up to ~1 on real shapes under bf16 inference), so a greedy
+    near-tie may resolve differently. Strict equality: ``rollback="trim"`` with an f16/f32 cache.
+    """
     try:
-        kv = compiled.get_property("KV_CACHE_PRECISION")
+        compiled.get_property("KV_CACHE_PRECISION")
     except RuntimeError:
         return "trim"
-    name = kv.to_string() if isinstance(kv, ov.Type) else str(kv).lower()
-    return "trim" if name in _EXACT_TRIM_KV_TYPES else "mask"
+    return "mask"
 
 
 def is_stateful(model: ov.Model) -> bool:
