@@ -18,17 +18,7 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-out/bench-local}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-export_once() {  # NAME, then ov_spec.export arguments
-    local name=$1
-    shift
-    local dir="$OUT/pipelines/$name"
-    if [[ -f "$dir/ov_spec.json" && -z "${FORCE:-}" ]]; then
-        echo "[bench_local] $name: reusing $dir" >&2
-        return
-    fi
-    echo "[bench_local] $name: exporting into $dir" >&2
-    "$PY" -m ov_spec.export "$@" --output "$dir" --force --quiet
-}
+source scripts/_export_once.sh
 
 export_once default --recipe export/recipes/local-tiny.toml
 export_once large-mxfp4 --recipe export/recipes/local-large-cascade.toml

@@ -23,17 +23,7 @@ OUT=${OUT:-out/bench-readme}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 GGUF=$("$PY" -c "from ov_spec.tiny.realshape import smollm2_gguf; print(smollm2_gguf())")
 
-export_once() {  # NAME, then ov_spec.export arguments
-    local name=$1
-    shift
-    local dir="$OUT/pipelines/$name"
-    if [[ -f "$dir/ov_spec.json" && -z "${FORCE:-}" ]]; then
-        echo "[bench_readme] $name: reusing $dir" >&2
-        return
-    fi
-    echo "[bench_readme] $name: exporting into $dir" >&2
-    "$PY" -m ov_spec.export "$@" --output "$dir" --force --quiet
-}
+source scripts/_export_once.sh
 
 export_once tiny --recipe export/recipes/local-tiny.toml
 export_once large --recipe export/recipes/local-large-cascade.toml
