@@ -44,7 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-confidence", type=float, default=0.0, help="stop drafting below this draft probability"
     )
     p.add_argument("--models", help="comma-separated chain to use, target first (default: every level)")
-    p.add_argument("--ngram", action="store_true", help="prompt-lookup drafting as the lowest level")
+    p.add_argument(
+        "--ngram",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--ngram: prompt lookup as the lowest drafting level; --no-ngram: never; default: with "
+        "--draft-tokens auto the lowest level chooses prompt lookup or its draft model each pass",
+    )
     p.add_argument("--no-draft", action="store_true", help="target-only decoding (the baseline)")
     add_placement_arguments(p)
     p.add_argument(

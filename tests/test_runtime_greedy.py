@@ -381,7 +381,31 @@ def test_auto_cascade_chooses_levels_and_stays_exact(random_pipeline, tmp_path, 
         result = pipe.generate(prompt, max_new_tokens=MAX_NEW)
         assert result.token_ids == want
         chain = result.metrics.auto.chain
-        assert chain[0] == "target" and set(chain[1:]) <= {"draft1_1", "target_2"}
+        # (the lowest drafter may be "MODEL|ngram": it drafts by either, see the next test)
+        assert chain[0] == "target" and {c.split("|")[0] for c in chain[1:]} <= {
+            "draft1_1",
+            "target_2",
+            "ngram",
+        }
+
+
+def test_the_default_drafter_chooses_prompt_lookup_or_the_draft_model(random_pipeline, reference):
+    """Left unset under "auto", ``ngram`` lets the lowest level draft each pass by prompt lookup or
+    by its draft model (or neither); the output stays the target's. ``ngram=False`` keeps the draft
+    model alone."""
+    pipe = _fake_costs(ov_spec.load(random_pipeline, rollback=STRICT))
+    prompts, expected = reference
+    chains, lookups = set(), 0
+    for prompt, want in zip(prompts, expected):
+        result = pipe.generate(prompt, max_new_tokens=MAX_NEW)
+        assert result.token_ids == want
+        chains.add(tuple(result.metrics.auto.chain))
+        lookups += result.metrics.auto.lookup_passes
+    assert ("target", "draft1|ngram") in chains, chains
+    assert lookups > 0
+    plain = pipe.generate(prompts[0], max_new_tokens=MAX_NEW, ngram=False)
+    assert plain.token_ids == expected[0]
+    assert plain.metrics.auto.chain == ["target", "draft1"] and plain.metrics.auto.lookup_passes == 0
 
 
 def test_auto_prompt_lookup_stays_exact(pipe, reference):

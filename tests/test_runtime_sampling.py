@@ -101,6 +101,17 @@ def test_speculative_sampling_matches_exact_distribution(pipe, dist):
     assert sample_pvalue(pipe, dist, draft_tokens=3) > 1e-3
 
 
+def test_default_drafter_sampling_matches_exact_distribution(random_pipeline, dist):
+    """The default under "auto": prompt lookup (one-hot q) or the draft model, chosen per pass,
+    with cost tables that make drafting pay so both kinds of proposal are verified."""
+    from test_runtime_greedy import _fake_costs
+
+    pipe = _fake_costs(ov_spec.load(random_pipeline))
+    assert sample_pvalue(pipe, dist) > 1e-3
+    auto = pipe.generate(PROMPT * 3, max_new_tokens=24, temperature=1.0, top_k=3, seed=0).metrics.auto
+    assert auto.chain[-1] == "draft1|ngram"
+
+
 def test_depth_three_cascade_sampling_matches(random_pipeline, tmp_path_factory, dist):
     folder = with_models(random_pipeline, tmp_path_factory.mktemp("c") / "c3", ["target", "draft1", "target"])
     assert sample_pvalue(ov_spec.load(folder), dist, draft_tokens=[3, 2]) > 1e-3

@@ -378,10 +378,15 @@ def test_disconnect_cancels_whole_and_queued_requests(random_pipeline):
         assert live.metrics()['ov_spec_generations_total{finish_reason="cancelled"}'] == 2
 
 
+# The random model's greedy text repeats, so prompt lookup (part of the default drafter) writes
+# 1000 tokens of it faster than these timeouts: the draft model alone does not.
+SLOW = {"ngram": False}
+
+
 def test_timeout_mid_stream_is_an_error_event(random_pipeline):
     with LiveServer(random_pipeline, workers=1, timeout_s=0.5) as live:
         stream = live.client(max_retries=0).completions.create(
-            model=MODEL, prompt="def f(x):", max_tokens=1000, temperature=0, stream=True
+            model=MODEL, prompt="def f(x):", max_tokens=1000, temperature=0, stream=True, extra_body=SLOW
         )
         chunks = []
         with pytest.raises(openai.APIError, match="timed out"):
@@ -394,7 +399,7 @@ def test_timeout_is_504(random_pipeline):
     with LiveServer(random_pipeline, workers=1, timeout_s=0.3) as live:
         with pytest.raises(openai.APIStatusError) as err:
             live.client(max_retries=0).completions.create(
-                model=MODEL, prompt="def f(x):", max_tokens=1000, temperature=0
+                model=MODEL, prompt="def f(x):", max_tokens=1000, temperature=0, extra_body=SLOW
             )
         assert err.value.status_code == 504 and err.value.body["code"] == "timeout"
         deadline = time.monotonic() + 10

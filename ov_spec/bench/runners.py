@@ -75,7 +75,7 @@ class OvSpecRunner:
             models=list(case.chain),
             draft_tokens="auto" if case.auto else case.k,
             adaptive=case.adaptive,
-            ngram=case.ngram,
+            ngram=True if case.ngram else None,  # unset: under "auto", the default (hybrid) drafter
             min_confidence=case.confidence,
         )
         if case.mtad:

@@ -630,3 +630,68 @@ class AutoDraftLength:
             self.explored += 1
             budget[1] += max(seconds - emitted / choice.base, 0.0)
         self._prev_full = drafted > 0 and accepted == drafted
+
+
+class HybridLength:
+    """``draft_tokens="auto"`` for a level whose drafter is prompt lookup *or* a draft model
+    (:class:`ov_spec.runtime.proposers.HybridProposer`): each pass, whichever of the two
+    controllers predicts more tokens per second drafts, at the length it chose.
+
+    Each controller keeps its own acceptance (prompt lookup per kind of match), so the two learn
+    where each pays: prompt lookup where the text repeats, the draft model elsewhere, decoding
+    alone where neither does. Both share the verifier's pass size, so neither pays re-planning
+    for a size the other ran. Same interface as :class:`AutoDraftLength`.
+    """
+
+    adaptive = False
+
+    def __init__(self, lookup: AutoDraftLength, draft: AutoDraftLength, proposer: Any) -> None:
+        self.lookup = lookup
+        self.draft = draft
+        self.proposer = proposer  # its use_lookup is set for each pass
+        self._active: AutoDraftLength = draft
+        self.reset()
+
+    def reset(self) -> None:
+        self.lookup.reset()
+        self.draft.reset()
+        self._active = self.draft
+        self.first: Choice | None = None
+        self.lookup_passes = 0  # passes prompt lookup drafted
+
+    @property
+    def k(self) -> int:
+        return self._active.k
+
+    @property
+    def explored(self) -> int:
+        return self.lookup.explored + self.draft.explored
+
+    @property
+    def passes(self) -> int:
+        return self.lookup.passes + self.draft.passes
+
+    def rate(self, context: int, optimistic: bool = False) -> float:
+        return max(self.lookup.rate(context, optimistic), self.draft.rate(context, optimistic))
+
+    def choose(self, sequence: Sequence[int]) -> int:
+        k_draft = self.draft.choose(sequence)
+        k_lookup = self.lookup.choose(sequence)
+        draft, lookup = self.draft._choice, self.lookup._choice
+        assert draft is not None and lookup is not None
+        # Prompt lookup only when it drafts and expects more: with k = 0 both are the verifier alone.
+        use_lookup = k_lookup > 0 and (k_draft == 0 or lookup.rate > draft.rate)
+        self._active, idle = (self.lookup, self.draft) if use_lookup else (self.draft, self.lookup)
+        idle._choice = None  # it did not run this pass: nothing to learn from it
+        self.proposer.use_lookup = use_lookup
+        self.lookup_passes += use_lookup
+        if self.first is None:
+            self.first = self._active._choice
+        return k_lookup if use_lookup else k_draft
+
+    def update(
+        self, drafted: int, accepted: int, seconds: float = 0.0, emitted: int = 0, verify_s: float = 0.0
+    ) -> None:
+        self._active.update(drafted, accepted, seconds, emitted, verify_s)
+        for controller in (self.lookup, self.draft):  # one verifier: the pass size is shared
+            controller.k = controller._size = drafted

@@ -46,6 +46,9 @@ class AutoMetrics:
     measured_tokens_per_s: float  # decoding speed measured: (generated - 1) / (total - ttft)
     predicted_target_only_tokens_per_s: float  # what it expected from the target alone
     calibration_s: float  # time this call spent timing models (0 when their costs were cached)
+    # passes of the lowest level whose draft came from prompt lookup (the default drafter chooses
+    # per pass between it and the draft model)
+    lookup_passes: int = 0
 
 
 @dataclass

@@ -26,7 +26,7 @@ from ov_spec.runtime import devices as placement
 from ov_spec.runtime.graph import keep_last_logits
 from ov_spec.runtime.limits import AUTO, MAX_DRAFT_TOKENS, ROLLBACK_CHOICES, DraftTokens, check_draft_tokens
 from ov_spec.runtime.metrics import AutoMetrics, GenerationMetrics, LevelMetrics, mean_draft_length, ratio
-from ov_spec.runtime.proposers import BeamProposer, ModelProposer, NgramProposer, Proposer
+from ov_spec.runtime.proposers import BeamProposer, HybridProposer, ModelProposer, NgramProposer, Proposer
 from ov_spec.runtime.sampling import SamplingParams
 from ov_spec.runtime.speculator import DraftLength, Speculator
 from ov_spec.runtime.stateful import (
@@ -195,17 +195,19 @@ class SpeculativePipeline:
         min_conf: float,
         mtad: Mapping[str, Any] | None,
         greedy: bool = True,
+        hybrid: bool = False,
     ) -> Speculator:
         """Target first: each model verifies for the one above; ``ngram`` adds prompt lookup last.
 
         ``k == "auto"`` gives every level a :class:`~ov_spec.runtime.cost_model.AutoDraftLength`
         (with ``adaptive`` or MTAD, "auto" starts from :data:`FALLBACK_DRAFT_TOKENS` instead).
+        ``hybrid`` (under "auto"): the lowest level drafts by prompt lookup or by its draft model,
+        whichever pays more each pass (a chain of the target alone stays alone).
         """
         proposer: Proposer | None = None
         rule = verify_lossless
         if ngram:
-            proposer = NgramProposer()
-            proposer.vocab_size = self.vocab_size
+            proposer = self._lookup()
         chain = list(models)
         if mtad is not None:
             if len(chain) != 2 or ngram:
@@ -215,6 +217,8 @@ class SpeculativePipeline:
         # The smallest model drafts by plain forward passes unless prompt lookup drafts for it.
         if len(chain) > 1 and proposer is None:
             proposer = ModelProposer(self.models[chain.pop()], min_confidence=min_conf)
+            if hybrid:
+                proposer = HybridProposer(self._lookup(), proposer)
         auto = k == AUTO and not adaptive and mtad is None
         if k == AUTO and not auto:
             k = FALLBACK_DRAFT_TOKENS
@@ -238,8 +242,21 @@ class SpeculativePipeline:
         assert isinstance(proposer, Speculator)
         return proposer
 
-    def _auto_length(self, verifier: str, proposer: Proposer, greedy: bool) -> costs.AutoDraftLength:
+    def _lookup(self) -> NgramProposer:
+        lookup = NgramProposer()
+        lookup.vocab_size = self.vocab_size
+        return lookup
+
+    def _auto_length(
+        self, verifier: str, proposer: Proposer, greedy: bool
+    ) -> costs.AutoDraftLength | costs.HybridLength:
         """The cost-model draft length of one level, with the cost per token of what drafts for it."""
+        if isinstance(proposer, HybridProposer):
+            return costs.HybridLength(
+                self._auto_length(verifier, proposer.lookup, greedy),
+                self._auto_length(verifier, proposer.draft, greedy),
+                proposer,
+            )
         bucket = None
         if isinstance(proposer, Speculator):
             below = proposer
@@ -264,7 +281,7 @@ class SpeculativePipeline:
         return costs.AutoDraftLength(self.costs, verifier, proposer.name, drafter_cost, greedy, bucket)
 
     def _auto_chain(
-        self, names: list[str], ngram: bool, min_conf: float, greedy: bool, context: int
+        self, names: list[str], ngram: bool, min_conf: float, greedy: bool, context: int, hybrid: bool = False
     ) -> tuple[Speculator, float]:
         """Which levels to use under "auto": the sub-chain (target first) with the best predicted
         tokens/s at ``context``. Chains within 0.1% of the best tie (typically: none is predicted to
@@ -276,7 +293,7 @@ class SpeculativePipeline:
         subsets += [[m for i, m in enumerate(lower) if mask >> i & 1] for mask in range(1, 1 << len(lower))]
         scored = []
         for subset in subsets:
-            top = self._chain([names[0], *subset], AUTO, False, ngram, min_conf, None, greedy)
+            top = self._chain([names[0], *subset], AUTO, False, ngram, min_conf, None, greedy, hybrid)
             scored.append(
                 (top.draft.rate(context), top.draft.rate(context, optimistic=True), len(subset), top)
             )
@@ -319,7 +336,9 @@ class SpeculativePipeline:
         ``stop`` (strings), ``draft_tokens`` (int, or one per level), ``adaptive`` (+2/-1 draft
         length), ``min_confidence`` (stop drafting below this draft probability), ``use_draft``
         (False = target-only baseline on the same compiled target), ``models`` (the chain to use,
-        target first), ``ngram`` (prompt lookup as the lowest drafter), ``mtad`` (True or
+        target first), ``ngram`` (True: prompt lookup as the lowest drafter; False: none; unset, under
+        ``draft_tokens="auto"``: the lowest level drafts each pass by prompt lookup or by its draft
+        model, whichever the cost model expects to pay more, or not at all), ``mtad`` (True or
         ``{"width": 4, "threshold": 0.5}``: MTAD beam drafting and joint-likelihood acceptance;
         NOT lossless, opt-in), ``chat`` (apply the chat template).
         """
@@ -339,7 +358,7 @@ class SpeculativePipeline:
         min_confidence: float = 0.0,
         use_draft: bool = True,
         models: Sequence[str] | None = None,
-        ngram: bool = False,
+        ngram: bool | None = None,
         mtad: Mapping[str, Any] | bool | None = None,
         chat: bool = False,
         streamer: Streamer | None = None,
@@ -363,21 +382,25 @@ class SpeculativePipeline:
         if isinstance(mtad, Mapping):
             _check_mtad(mtad)
         mtad_opts = mtad if use_draft and mtad not in (False, None) else None
-        use_ngram = ngram and use_draft
+        use_ngram = bool(ngram) and use_draft
+        # ngram left unset under "auto": the lowest level also considers prompt lookup, each pass.
+        hybrid = ngram is None and use_draft and draft_tokens == AUTO and not adaptive and mtad_opts is None
         # Validate the chain (lengths per level, MTAD's shape) before any tokenizing or timing.
-        top = self._chain(names, draft_tokens, adaptive, use_ngram, min_confidence, mtad_opts, params.greedy)
+        top = self._chain(
+            names, draft_tokens, adaptive, use_ngram, min_confidence, mtad_opts, params.greedy, hybrid
+        )
         prompt_ids = self._encode(prompt, chat)
         if len(prompt_ids) + max_new_tokens > self.max_context:
             raise UserError(
                 f"prompt ({len(prompt_ids)} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's "
                 f"context of {self.max_context} tokens; shorten the prompt or lower max_new_tokens"
             )
-        auto = isinstance(top.draft, costs.AutoDraftLength)
+        auto = isinstance(top.draft, (costs.AutoDraftLength, costs.HybridLength))
         self._calibrating = 0.0
         predicted = 0.0
         if auto and len(names) + use_ngram > 2:  # a cascade: also choose which levels to use
             top, predicted = self._auto_chain(
-                names, use_ngram, min_confidence, params.greedy, len(prompt_ids)
+                names, use_ngram, min_confidence, params.greedy, len(prompt_ids), hybrid
             )
         elif auto:
             predicted = top.draft.rate(len(prompt_ids))
@@ -478,7 +501,7 @@ class SpeculativePipeline:
         bottom_model = getattr(bottom, "model", None)
         if isinstance(bottom_model, StatefulLM):
             used.append(bottom_model)
-        lookup_s = bottom.lookup_s if isinstance(bottom, NgramProposer) else 0.0
+        lookup_s = getattr(bottom, "lookup_s", 0.0)  # prompt lookup (alone or in a HybridProposer)
         target_s = top.model.stats.infer_s
         draft_s = sum(m.stats.infer_s for m in used[1:]) + lookup_s
         rollback_s = sum(m.stats.rollback_s for m in used)
@@ -503,7 +526,9 @@ class SpeculativePipeline:
         levels = top.levels()
         chain = [lv.name for lv in levels] + [levels[-1].proposer.name]
         target_alone = 0.0
-        first = top.draft.first if isinstance(top.draft, costs.AutoDraftLength) else None
+        first = (
+            top.draft.first if isinstance(top.draft, (costs.AutoDraftLength, costs.HybridLength)) else None
+        )
         if first is not None:
             target_alone = first.base
         return AutoMetrics(
@@ -515,7 +540,15 @@ class SpeculativePipeline:
             measured_tokens_per_s=ratio(m.generated_tokens - 1, m.total_s - m.ttft_s),
             predicted_target_only_tokens_per_s=target_alone,
             calibration_s=self._calibrating,
+            lookup_passes=_lookup_passes(levels[-1]),
         )
+
+
+def _lookup_passes(level: Speculator) -> int:
+    """Passes of the lowest level whose draft came from prompt lookup."""
+    if isinstance(level.proposer, NgramProposer):
+        return sum(n for k, n in level.stats.draft_lengths.items() if k > 0)
+    return int(getattr(level.draft, "lookup_passes", 0))
 
 
 def _levels(n: int) -> str:

@@ -1,10 +1,11 @@
 """Proposers: where draft tokens come from.
 
 A proposer turns the committed sequence into up to ``k`` candidate tokens, plus (when sampling)
-the processed distribution ``q`` each was drawn from. Three kinds share this interface:
+the processed distribution ``q`` each was drawn from. These kinds share this interface:
 
 * :class:`ModelProposer` - a small draft model, one token per forward pass;
 * :class:`NgramProposer` - prompt lookup: copy what followed the last n-gram earlier on;
+* :class:`HybridProposer` - prompt lookup or a draft model, chosen per pass;
 * :class:`ov_spec.runtime.speculator.Speculator` - a whole speculative level, which makes
   cascades of any depth (ML-SpecQD) a chain of proposers.
 """
@@ -163,6 +164,37 @@ class NgramProposer:
                     out.append(out[len(out) - period])
                 return n, period, out
         return 0, len(seq), []
+
+
+class HybridProposer:
+    """Prompt lookup or a draft model, one of them per pass, as the level's controller decides.
+
+    :class:`ov_spec.runtime.cost_model.HybridLength` sets :attr:`use_lookup` before each proposal:
+    prompt lookup where the text repeats (a match costs nothing to draft and, in code or quoted
+    text, is often accepted in long runs), the draft model elsewhere. The draft model catches up on
+    what prompt lookup proposed the next time it drafts (``sync``).
+    """
+
+    def __init__(self, lookup: NgramProposer, draft: ModelProposer) -> None:
+        self.lookup = lookup
+        self.draft = draft
+        self.model = draft.model  # the model this drafter runs (metrics count its time)
+        self.name = f"{draft.name}|{lookup.name}"
+        self.use_lookup = False
+
+    @property
+    def lookup_s(self) -> float:
+        return self.lookup.lookup_s
+
+    def reset(self) -> None:
+        self.lookup.reset()
+        self.draft.reset()
+        self.use_lookup = False
+
+    def propose(
+        self, sequence: Sequence[int], k: int, params: SamplingParams, rng: np.random.Generator
+    ) -> Proposal:
+        return (self.lookup if self.use_lookup else self.draft).propose(sequence, k, params, rng)
 
 
 def _top_probability(logits: np.ndarray, probs: np.ndarray | None) -> float:
