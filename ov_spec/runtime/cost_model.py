@@ -18,9 +18,13 @@ workload. So the runtime measures all of them:
   second for every k in 0..K, where k = 0 is the verifier decoding alone; the best is used, and
   re-chosen every pass. A k whose pass size differs from the last pass is charged the re-planning
   cost spread over :data:`SWITCH_HORIZON` passes, so the pass size changes only when the change
-  is worth it (a k that changes every pass was what made "auto" slower than a fixed k). Where k = 0 wins, an optimistic estimate is tried now and then, on a
-  budget of :data:`EXPLORE_SHARE` of the decoding time, so a pair where speculation never pays
-  stays within a few percent of target-only decoding.
+  is worth it (a k that changes every pass was what made "auto" slower than a fixed k). Where
+  k = 0 wins, an optimistic estimate is tried now and then, on a budget of
+  :data:`EXPLORE_SHARE` of the decoding time, so a pair where speculation never pays stays within
+  a few percent of target-only decoding.
+* **Two drafters** (:class:`HybridLength`): by default the lowest level can draft by prompt
+  lookup or by its draft model; each has its own controller, and each pass the one expecting
+  more tokens per second drafts.
 
 Greedy output does not depend on k (verification is lossless), so ``"auto"`` keeps greedy output
 equal to the target's; sampling stays exact too, because k is fixed before each draft.
