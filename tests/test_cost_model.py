@@ -280,13 +280,14 @@ def test_auto_reports_its_choice_in_metrics(random_pipeline):
     pipe = ov_spec.load(random_pipeline)
     m = pipe.generate([5, 6, 7, 8], max_new_tokens=12).metrics
     assert m.draft_tokens == "auto" and m.auto is not None
-    assert m.auto.chain == ["target", "draft1"]
+    assert m.auto.chain == ["target", "draft1|ngram"]  # the default drafter: draft1 or prompt lookup
     assert len(m.auto.first_k) == len(m.auto.mean_k) == 1
     assert m.auto.predicted_tokens_per_s > 0 and m.auto.measured_tokens_per_s > 0
     fixed = pipe.generate([5, 6, 7, 8], max_new_tokens=12, draft_tokens=3).metrics
     assert fixed.draft_tokens == [3] and fixed.auto is None
     d = m.to_dict()
-    assert json.loads(json.dumps(d))["auto"]["chain"] == ["target", "draft1"]
+    assert json.loads(json.dumps(d))["auto"]["chain"] == ["target", "draft1|ngram"]
+    assert d["auto"]["lookup_passes"] >= 0
 
 
 def test_measured_pass_times_rescale_a_stale_table():
