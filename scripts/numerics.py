@@ -41,7 +41,19 @@ from typing import Any
 
 import numpy as np
 
+from ov_spec.errors import UserError
+from ov_spec.runtime.limits import check_draft_length
+
 KV_PRECISIONS = ("u8", "f16", "f32")
+
+
+def _draft_length(text: str) -> int | str:
+    try:
+        return check_draft_length(text)
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 INFERENCE_PRECISIONS = ("bf16", "f32")  # bf16 is the CPU plugin's default on AVX512-BF16 CPUs
 # Chat prompts for the exactness runs: questions, instructions, rewriting, code.
 CHAT_PROMPTS = (
@@ -372,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--draft", help="the draft model to use (default: the whole chain)")
     e.add_argument("--num-prompts", type=int, default=16)
     e.add_argument("--max-new-tokens", type=int, default=64)
-    e.add_argument("--k", type=int, default=4)
+    e.add_argument("--k", type=_draft_length, default=4, help="draft length, or auto (the default drafter)")
     e.add_argument("--long", action="store_true", help="~1500-token summarization prompts")
     e.add_argument("--json", help="also write the per-prompt rows to this file")
     e.set_defaults(run=run_exactness)
