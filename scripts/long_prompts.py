@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import readme_table  # the same choice of rows as the README table (scripts/ is on sys.path)
+
 
 def source_text() -> str:
     from ov_spec.tiny import pair_folder
@@ -45,11 +47,6 @@ def prompts_of(tokenizer, text: str, n_tokens: int, count: int) -> list[str]:
     return out
 
 
-def pick(summaries: list[dict], keep) -> dict | None:
-    found = [s for s in summaries if keep(s["case"]) and not s["errors"]]
-    return max(found, key=lambda s: s["tokens_per_s"]) if found else None
-
-
 def timings(results: dict, case_id: str) -> tuple[float, float]:
     """Median TTFT and TPOT (ms) over the timed records of one case."""
     recs = [r["metrics"] for r in results["records"] if r["case"] == case_id and r["repeat"] >= 0]
@@ -60,20 +57,12 @@ def timings(results: dict, case_id: str) -> tuple[float, float]:
 
 
 def rows(n: int, results: dict) -> list[str]:
-    summaries = results["summaries"]
-    full = max(len(s["case"]["chain"]) for s in summaries)
+    picked = readme_table.choices([s for s in results["summaries"] if s["case"]["sampling"] == "greedy"])
     chosen = {
-        "ov_spec target-only": pick(
-            summaries, lambda c: c["engine"] == "ov_spec" and c["method"] == "target-only"
-        ),
-        "ov_spec default": pick(
-            summaries,
-            lambda c: c["engine"] == "ov_spec" and c["auto"] and len(c["chain"]) == full and not c["ngram"],
-        ),
-        "genai target-only": pick(
-            summaries, lambda c: c["engine"] == "genai" and c["method"] == "target-only"
-        ),
-        "genai best": pick(summaries, lambda c: c["engine"] == "genai" and c["method"] != "target-only"),
+        "ov_spec target-only": picked["target"],
+        "ov_spec default": picked["default"],
+        "genai target-only": picked["genai_target"],
+        "genai best": picked["genai_best"],
     }
     out = []
     for name, s in chosen.items():

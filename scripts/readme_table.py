@@ -27,6 +27,27 @@ def _ov(case: dict) -> bool:
     return case["engine"] == "ov_spec"
 
 
+def choices(greedy: list[dict]) -> dict[str, dict | None]:
+    """The summaries each row compares, from one variant's greedy summaries: ov_spec target-only,
+    its default (auto over the whole chain), its best fixed configuration, genai target-only and
+    genai's best speculative configuration (None where the bench did not run one)."""
+    full = max(len(s["case"]["chain"]) for s in greedy)
+    return {
+        "target": _best(
+            greedy, lambda c: _ov(c) and len(c["chain"]) == 1 and not c["ngram"] and not c["auto"]
+        ),
+        "default": _best(
+            greedy,
+            lambda c: _ov(c) and c["auto"] and len(c["chain"]) == full and not c["ngram"] and not c["mtad"],
+        ),
+        "fixed": _best(greedy, lambda c: _ov(c) and c["k"] > 0 and not c["auto"] and not c["mtad"]),
+        "genai_target": _best(
+            greedy, lambda c: c["engine"] == "genai" and len(c["chain"]) == 1 and not c["ngram"]
+        ),
+        "genai_best": _best(greedy, lambda c: c["engine"] == "genai" and (len(c["chain"]) > 1 or c["ngram"])),
+    }
+
+
 def rows(results: dict[str, Any]) -> list[str]:
     """Markdown rows for every variant in one results.json."""
     out = []
@@ -35,17 +56,9 @@ def rows(results: dict[str, Any]) -> list[str]:
         by_variant.setdefault(s["case"]["variant"], []).append(s)
     for variant, summaries in by_variant.items():
         greedy = [s for s in summaries if s["case"]["sampling"] == "greedy"]
-        full = max(len(s["case"]["chain"]) for s in greedy)
-        target = _best(greedy, lambda c: _ov(c) and len(c["chain"]) == 1 and not c["ngram"] and not c["auto"])
-        default = _best(
-            greedy,
-            lambda c, full=full: (
-                _ov(c) and c["auto"] and len(c["chain"]) == full and not c["ngram"] and not c["mtad"]
-            ),
-        )
-        fixed = _best(greedy, lambda c: _ov(c) and c["k"] > 0 and not c["auto"] and not c["mtad"])
-        g_target = _best(greedy, lambda c: c["engine"] == "genai" and len(c["chain"]) == 1 and not c["ngram"])
-        g_best = _best(greedy, lambda c: c["engine"] == "genai" and (len(c["chain"]) > 1 or c["ngram"]))
+        picked = choices(greedy)
+        target, default, fixed = picked["target"], picked["default"], picked["fixed"]
+        g_target, g_best = picked["genai_target"], picked["genai_best"]
         if not (target and default):
             continue
         records = [
