@@ -464,8 +464,8 @@ class AutoDraftLength:
         self.reset()
 
     def reset(self) -> None:
-        self.k = 0  # the draft length of the last pass (the next choice prefers to keep its size)
-        self._size = 0  # tokens the last pass drafted (as self.k, but never moved by a choice)
+        self.k = 0  # the draft length chosen last
+        self.last_drafted = 0  # tokens the last pass drafted: the next choice prefers to keep its size
         self._prev_full = False
         self._state: Any = None
         self._last_bucket: tuple[str, int, bool] = ("ngram", 1, True)  # prompt lookup's last match
@@ -493,7 +493,7 @@ class AutoDraftLength:
 
     def rates(self, context: int, state: Any, optimistic: bool = False) -> np.ndarray:
         acc = self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, state)
-        return tokens_per_second(acc.hazards(optimistic), self.costs(context), self.k_max, self.k)
+        return tokens_per_second(acc.hazards(optimistic), self.costs(context), self.k_max, self.last_drafted)
 
     def rate(self, context: int, optimistic: bool = False) -> float:
         """This level's best predicted tokens/s at ``context`` (for the level above's choice);
@@ -525,7 +525,7 @@ class AutoDraftLength:
             self._last_bucket = bucket
         self._state = (*bucket, self._prev_full) if bucket is not None else (self._prev_full,)
         acc = self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, self._state)
-        key = (context // MEMO_TOKENS, self._state, acc.passes, self.k)
+        key = (context // MEMO_TOKENS, self._state, acc.passes, self.last_drafted)
         memo = self._memo.get(self._state)
         if memo is not None and memo[0] == key:
             return self._use(memo[1])
@@ -548,12 +548,12 @@ class AutoDraftLength:
             choice = Choice(0, base, base, costs)
             self._memo[None] = (context // MEMO_TOKENS, choice)  # type: ignore[assignment]
             return choice
-        rates = tokens_per_second(acc.hazards(), costs, self.k_max, self.k)
+        rates = tokens_per_second(acc.hazards(), costs, self.k_max, self.last_drafted)
         k = best_k(rates)
         choice = Choice(k, float(rates[k]), base, costs)
         decode_s, lost_s = self.cost_model.budget(self.verifier, self.drafter)
         if k == 0 and lost_s < EXPLORE_SHARE * decode_s:
-            hopeful = tokens_per_second(acc.hazards(optimistic=True), costs, self.k_max, self.k)
+            hopeful = tokens_per_second(acc.hazards(optimistic=True), costs, self.k_max, self.last_drafted)
             k_up = best_k(hopeful)
             # What one try may lose: its time beyond what its tokens would cost the verifier alone.
             loss = (k_up + 1) * (1.0 / rates[k_up] - 1.0 / base) if k_up else 0.0
@@ -587,8 +587,8 @@ class AutoDraftLength:
         self.passes += 1
         model = self.cost_model
         # A pass of another size than the one before paid the re-planning: it is in the table.
-        switched = choice.costs.switch if choice.costs is not None and drafted != self._size else 0.0
-        self._size = self.k = drafted  # what the next choice compares its sizes with
+        switched = choice.costs.switch if choice.costs is not None and drafted != self.last_drafted else 0.0
+        self.last_drafted = drafted
         if drafted == 0 and not choice.explore and choice.costs is not None:
             # The common pass on a pair where drafting does not pay: learn in batches of eight,
             # so deciding costs the loop next to nothing.
@@ -698,4 +698,4 @@ class HybridLength:
     ) -> None:
         self._active.update(drafted, accepted, seconds, emitted, verify_s)
         for controller in (self.lookup, self.draft):  # one verifier: the pass size is shared
-            controller.k = controller._size = drafted
+            controller.last_drafted = drafted
