@@ -273,6 +273,7 @@ def test_run_recommends_its_fastest(bench_run):
         (["--k", "0"], "draft_tokens 0 is not a draft length"),
         (["--k", "17"], "draft_tokens must be in 1..16"),
         (["--sampling", "beam"], "sampling must list"),
+        (["--rollback", "copy"], "rollback must list some of auto, trim, mask"),
     ],
 )
 def test_bad_config_is_one_line_exit_2(random_pipeline, tmp_path, capsys, args, message):

@@ -180,6 +180,22 @@ def test_cli_streams_text_and_baseline_matches(random_pipeline):
     assert "tok/s" in streamed.stderr
 
 
+def test_cli_ngram_flags_pick_the_drafter(random_pipeline):
+    """Unset: the default drafter (draft1 or prompt lookup per pass); --no-ngram: draft1 alone;
+    --ngram --models target: prompt lookup alone. Each output is the target-only one."""
+    common = [str(random_pipeline), "--prompt", "import os", "--max-new-tokens", "12", "--json"]
+    base = json.loads(run_cli(*common, "--no-draft").stdout)["token_ids"]
+    for extra, chain in (
+        ([], ["target", "draft1|ngram"]),
+        (["--no-ngram"], ["target", "draft1"]),
+        (["--ngram", "--models", "target"], ["target", "ngram"]),
+    ):
+        proc = run_cli(*common, *extra, "--rollback", "trim")  # strict: equality must hold exactly
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        assert out["metrics"]["auto"]["chain"] == chain and out["token_ids"] == base, extra
+
+
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
