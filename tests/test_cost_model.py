@@ -210,6 +210,29 @@ def test_ngram_buckets_are_learned_separately():
     assert auto2.choose(seq) == 0
 
 
+
+@pytest.mark.parametrize(
+    "per_token, switch_s, kept",
+    [(0.0001, 0.004, True), (0.0001, 0.0, False), (0.006, 0.004, False)],
+    ids=["memory-bound-keeps", "no-replanning-negative-control", "compute-bound-shrinks"],
+)
+def test_nothing_to_draft_keeps_the_pass_size_when_that_is_cheaper(per_token, switch_s, kept):
+    """Prompt lookup finds nothing after 5-token passes: a padded 5-token pass (the filler is cut
+    off) costs verify[5]; a 1-token pass costs verify[1] plus a share of the re-planning. Keep the
+    size only when that is cheaper: not without a re-planning cost, nor where each extra token
+    costs much (verify[5] = 10 + 4 x 6 ms against 10 + 4 / 8 ms)."""
+    target = table(0.010, per_token)
+    target.switch_s = [switch_s, switch_s]
+    model = cm.CostModel(lambda name: target)
+    auto = cm.AutoDraftLength(
+        model, "target", "ngram", lambda ctx: (0.0, 0.0), True, lambda s: ("ngram", 0, False)
+    )
+    auto.last_drafted = 4  # the last pass scored 4 draft positions
+    assert auto.choose(list(range(40))) == 0  # nothing is drafted either way
+    assert auto.width == (4 if kept else 0)
+    auto.update(0, 0, seconds=0.0101, emitted=1, verify_s=0.010, width=auto.width)
+    assert auto.last_drafted == (4 if kept else 0)
+
 # -- the disk cache, on the random pair --------------------------------------------------------------
 @pytest.fixture()
 def private_pipeline(random_pipeline, tmp_path, monkeypatch):

@@ -449,3 +449,39 @@ def test_fixed_draft_lengths_keep_every_pass_one_size(random_pipeline, tmp_path,
         assert set(top[:-1]) == {5}, top
         assert set(middle) == {3}, middle
         assert set(draft) == {1}, draft
+
+
+def _body(sizes: list[int], full: int) -> list[int]:
+    """The passes up to the last one of ``full`` tokens (after it, the token limit shortens k)."""
+    last = max((i for i, s in enumerate(sizes) if s == full), default=-1)
+    return sizes[: last + 1]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(models=["target"], ngram=True), dict(models=["target", "draft1"], min_confidence=0.01)],
+    ids=["prompt-lookup", "confidence-stop"],
+)
+def test_short_proposals_are_padded_to_keep_the_pass_size(random_pipeline, reference, monkeypatch, options):
+    """Prompt lookup without a match, or a draft stopped by ``min_confidence``, proposes fewer than
+    k tokens: under mask the pass is padded to k + 1 (openvino.genai pads prompt lookup the same
+    way), so the CPU plugin never re-plans it. Negative control: trim does not pad, and the same
+    requests then run passes of other sizes."""
+    prompts, expected = reference
+    seen: dict[str, set[int]] = {}
+    for rollback in ("mask", "trim"):
+        pipe = ov_spec.load(random_pipeline, rollback=rollback)
+        sizes = _pass_sizes(monkeypatch)
+        short = same = 0
+        for prompt, want in zip(prompts[:4], expected[:4]):
+            sizes.clear()
+            result = pipe.generate(prompt, max_new_tokens=MAX_NEW, draft_tokens=4, **options)
+            same += result.token_ids == want
+            top = sizes["target"][1:]  # after the prefill
+            seen.setdefault(rollback, set()).update(_body(top, 5))
+            short += sum(n for k, n in result.metrics.levels[0].draft_lengths.items() if k < 4)
+        assert short > 0, "no proposal was short: the test would not see padding"
+        if rollback == "trim":
+            assert same == 4  # the padding (mask only) is the one difference between the runs
+    assert seen["mask"] == {5}, seen
+    assert seen["trim"] != {5}, seen

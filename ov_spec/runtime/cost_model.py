@@ -433,6 +433,7 @@ class Choice:
     base: float  # predicted tokens/s of the verifier alone (k = 0)
     costs: LevelCosts | None = None
     explore: bool = False
+    width: int = 0  # with k = 0: pad the pass to this many draft positions (keeps its size)
 
 
 class AutoDraftLength:
@@ -465,6 +466,7 @@ class AutoDraftLength:
 
     def reset(self) -> None:
         self.k = 0  # the draft length chosen last
+        self.width = 0  # draft positions the next pass scores (k, or the kept size; see _keep_size)
         self.last_drafted = 0  # tokens the last pass drafted: the next choice prefers to keep its size
         self._prev_full = False
         self._state: Any = None
@@ -540,17 +542,19 @@ class AutoDraftLength:
     def _derive(self, context: int, acc: Acceptance | None, nothing: bool = False) -> Choice:
         if nothing:  # no draft this pass: the verifier alone (memoized like any choice)
             memo = self._memo.get(None)
-            if memo is not None and memo[0] == context // MEMO_TOKENS:
+            if memo is not None and memo[0] == (context // MEMO_TOKENS, self.last_drafted):
                 return memo[1]
         costs = self.costs(context)
         base = float(1.0 / (costs.verify[1] + costs.overhead))
         if nothing or acc is None:
-            choice = Choice(0, base, base, costs)
-            self._memo[None] = (context // MEMO_TOKENS, choice)  # type: ignore[assignment]
+            choice = self._keep_size(Choice(0, base, base, costs))
+            self._memo[None] = ((context // MEMO_TOKENS, self.last_drafted), choice)  # type: ignore[assignment]
             return choice
         rates = tokens_per_second(acc.hazards(), costs, self.k_max, self.last_drafted)
         k = best_k(rates)
         choice = Choice(k, float(rates[k]), base, costs)
+        if k == 0:
+            choice = self._keep_size(choice)
         decode_s, lost_s = self.cost_model.budget(self.verifier, self.drafter)
         if k == 0 and lost_s < EXPLORE_SHARE * decode_s:
             hopeful = tokens_per_second(acc.hazards(optimistic=True), costs, self.k_max, self.last_drafted)
@@ -561,6 +565,19 @@ class AutoDraftLength:
                 choice = Choice(k_up, float(rates[k_up]), base, costs, explore=True)
         return choice
 
+    def _keep_size(self, choice: Choice) -> Choice:
+        """With nothing drafted, a pass the size of the last one (padded) may beat a 1-token pass:
+        on a memory-bound verifier scoring more positions costs little, and a 1-token pass after
+        larger ones pays the re-planning."""
+        last, costs = self.last_drafted, choice.costs
+        if not last or costs is None or costs.switch <= 0:
+            return choice
+        alone = costs.verify[1] + costs.overhead + costs.switch / SWITCH_HORIZON
+        kept = costs.verify[last + 1] + costs.overhead
+        if kept < alone:
+            return Choice(0, float(1.0 / kept), choice.base, costs, width=last)
+        return choice
+
     def _use(self, choice: Choice) -> int:
         if choice.k:
             self._idle = 0
@@ -568,14 +585,22 @@ class AutoDraftLength:
         if self.first is None:
             self.first = choice
         self.k = choice.k
+        self.width = max(choice.k, choice.width)
         return choice.k
 
     def update(
-        self, drafted: int, accepted: int, seconds: float = 0.0, emitted: int = 0, verify_s: float = 0.0
+        self,
+        drafted: int,
+        accepted: int,
+        seconds: float = 0.0,
+        emitted: int = 0,
+        verify_s: float = 0.0,
+        width: int | None = None,
     ) -> None:
         """After a pass: learn acceptance, the measured costs, and what exploring cost.
 
-        ``seconds`` is the whole pass, ``verify_s`` the verifier's own forward pass in it. The
+        ``seconds`` is the whole pass, ``verify_s`` the verifier's own forward pass in it, ``width``
+        the draft positions it scored (``drafted`` plus any padding; default ``drafted``). The
         cost tables were timed once, perhaps on a busier machine: the ratio of measured to
         tabled verification time scales the verifier's table, the rest of a pass without drafts
         is the loop's own overhead, and what remains of a pass with drafts scales the drafter's
@@ -586,10 +611,11 @@ class AutoDraftLength:
             return
         self.passes += 1
         model = self.cost_model
+        width = drafted if width is None else width
         # A pass of another size than the one before paid the re-planning: it is in the table.
-        switched = choice.costs.switch if choice.costs is not None and drafted != self.last_drafted else 0.0
-        self.last_drafted = drafted
-        if drafted == 0 and not choice.explore and choice.costs is not None:
+        switched = choice.costs.switch if choice.costs is not None and width != self.last_drafted else 0.0
+        self.last_drafted = width
+        if width == 0 and not choice.explore and choice.costs is not None:
             # The common pass on a pair where drafting does not pay: learn in batches of eight,
             # so deciding costs the loop next to nothing.
             pending = self._pending
@@ -615,7 +641,7 @@ class AutoDraftLength:
             )
         costs = choice.costs
         if costs is not None and seconds > 0 and verify_s > 0:
-            tabled = (costs.verify[drafted + 1] + switched) / model.scale.get(self.verifier, 1.0)
+            tabled = (costs.verify[width + 1] + switched) / model.scale.get(self.verifier, 1.0)
             model.scale[self.verifier] = _ema(model.scale.get(self.verifier, 1.0), verify_s / tabled)
             rest = seconds - verify_s
             if drafted == 0:
@@ -668,6 +694,10 @@ class HybridLength:
         return self._active.k
 
     @property
+    def width(self) -> int:
+        return self._active.width
+
+    @property
     def explored(self) -> int:
         return self.lookup.explored + self.draft.explored
 
@@ -694,8 +724,14 @@ class HybridLength:
         return k_lookup if use_lookup else k_draft
 
     def update(
-        self, drafted: int, accepted: int, seconds: float = 0.0, emitted: int = 0, verify_s: float = 0.0
+        self,
+        drafted: int,
+        accepted: int,
+        seconds: float = 0.0,
+        emitted: int = 0,
+        verify_s: float = 0.0,
+        width: int | None = None,
     ) -> None:
-        self._active.update(drafted, accepted, seconds, emitted, verify_s)
+        self._active.update(drafted, accepted, seconds, emitted, verify_s, width)
         for controller in (self.lookup, self.draft):  # one verifier: the pass size is shared
-            controller.last_drafted = drafted
+            controller.last_drafted = drafted if width is None else width

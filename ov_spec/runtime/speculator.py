@@ -55,8 +55,19 @@ class DraftLength:
         """The draft length of the next pass."""
         return self.k
 
+    @property
+    def width(self) -> int:
+        """Draft positions the next pass scores: a shorter proposal is padded up to it."""
+        return self.k
+
     def update(
-        self, drafted: int, accepted: int, seconds: float = 0.0, emitted: int = 0, verify_s: float = 0.0
+        self,
+        drafted: int,
+        accepted: int,
+        seconds: float = 0.0,
+        emitted: int = 0,
+        verify_s: float = 0.0,
+        width: int | None = None,
     ) -> None:
         if not self.adaptive or drafted == 0:
             return
@@ -125,20 +136,30 @@ class Speculator:
         # The verifier catches up on the committed tokens it has not seen (rolling back the ones
         # it rejected last time): one token at the top, sometimes two on a middle level.
         catch_up = self.model.sync(sequence)
-        k = 0
+        k = width = 0  # tokens to draft; draft positions the pass scores (>= k, see below)
         if self.proposer is not None and not prefill and limit > 1:
             k = min(self.draft.choose(sequence), limit - 1)
-            if k and len(catch_up) > 1:
-                # Draft fewer so the pass keeps its k + 1 tokens: a pass of a new size makes the
-                # CPU plugin re-plan, which costs more than the drafted token would bring.
-                k = max(k + 1 - len(catch_up), 1)
+            width = min(max(k, self.draft.width), limit - 1)
+            if width and len(catch_up) > 1:
+                # Draft fewer so the pass keeps its size: a pass of a new size makes the CPU
+                # plugin re-plan, which costs more than the drafted token would bring.
+                width = max(width + 1 - len(catch_up), 1)
+                k = min(k, width)
         proposal = self.proposer.propose(sequence, k, params, rng) if k > 0 else Proposal([])
         drafted = proposal.tokens
+        # A short proposal (prompt lookup found nothing, a draft stopped at low confidence, or the
+        # controller drafts nothing but keeps the pass size) is padded to the width, as
+        # openvino.genai pads prompt lookup: the pass keeps its size and the CPU plugin does not
+        # re-plan. The filler is never verified (its rows are cut off) and the next sync() drops
+        # it from the cache like a rejected token; under trim that would be a cache copy per
+        # pass, so only mask pads.
+        pad = max(width - len(drafted), 0) if self.model.rollback_mode == "mask" else 0
+        filler = [sequence[-1]] * pad
 
         # Score every drafted position plus one in one pass.
-        feed = catch_up + drafted
+        feed = catch_up + drafted + filler
         verify_s = self.model.stats.infer_s
-        logits = self.model.forward(feed, n_logits=len(drafted) + 1)
+        logits = self.model.forward(feed, n_logits=len(drafted) + pad + 1)[: len(drafted) + 1]
         verify_s = self.model.stats.infer_s - verify_s
 
         verdict = self.rule(proposal, logits, params, rng)
@@ -153,7 +174,14 @@ class Speculator:
         self.stats.emitted += len(tokens)
         lengths = self.stats.draft_lengths
         lengths[len(drafted)] = lengths.get(len(drafted), 0) + 1
-        self.draft.update(len(drafted), verdict.accepted, time.perf_counter() - start, len(tokens), verify_s)
+        self.draft.update(
+            len(drafted),
+            verdict.accepted,
+            time.perf_counter() - start,
+            len(tokens),
+            verify_s,
+            len(drafted) + pad,
+        )
         return Step(tokens, verdict.probs)
 
     def propose(
