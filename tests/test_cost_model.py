@@ -210,7 +210,6 @@ def test_ngram_buckets_are_learned_separately():
     assert auto2.choose(seq) == 0
 
 
-
 @pytest.mark.parametrize(
     "per_token, switch_s, kept",
     [(0.0001, 0.004, True), (0.0001, 0.0, False), (0.006, 0.004, False)],
@@ -232,6 +231,33 @@ def test_nothing_to_draft_keeps_the_pass_size_when_that_is_cheaper(per_token, sw
     assert auto.width == (4 if kept else 0)
     auto.update(0, 0, seconds=0.0101, emitted=1, verify_s=0.010, width=auto.width)
     assert auto.last_drafted == (4 if kept else 0)
+
+
+@pytest.mark.parametrize("after_draft_s, drafts", [(0.003, False), (0.0, True)], ids=["slowed", "control"])
+def test_measured_speed_overrules_a_prediction_that_drafting_pays(after_draft_s, drafts):
+    """The table says drafting pays (1 ms passes, 0.1 ms drafts, acceptance 0.7), but on the tiny
+    pair a verifier pass after draft passes took ~3 ms: measured tokens/s decide, and the
+    controller then decodes alone (exploring within its budget). Negative control: without the
+    slowdown it keeps drafting."""
+    target = table(0.001, 0.0001)
+    auto = controller(target, draft_s=0.0001, prior=0.7)
+    seq = list(range(50))
+    rng = np.random.default_rng(0)
+    drafting = 0
+    for i in range(600):
+        k = auto.choose(seq)
+        emitted = 1 + (int(np.sum(np.cumprod(rng.random(k) < 0.7))) if k else 0)
+        seconds = target.pass_cost(k + 1, 50) + k * 0.0001 + (after_draft_s if k else 0.0)
+        auto.update(k, emitted - 1, seconds=seconds, emitted=emitted, verify_s=seconds - k * 0.0001)
+        seq += [7] * emitted
+        drafting += i >= 300 and k > 0
+    share = drafting / 300
+    if drafts:
+        assert share > 0.85, share
+    else:
+        assert share < 0.1, share
+        assert auto.guarded > 200
+
 
 # -- the disk cache, on the random pair --------------------------------------------------------------
 @pytest.fixture()

@@ -60,6 +60,12 @@ LOOKUP_IDLE, LOOKUP_EVERY = 4, 8  # prompt lookup: after 4 idle passes, search 1
 MEMO_TOKENS = 16  # a choice is reused until the context grows by this much (or acceptance changes)
 RUN = 4  # calibration: passes of one size in a row; the first pays the re-planning, the rest do not
 SWITCH_HORIZON = 8  # passes a new pass size is expected to last: its re-planning cost is spread over them
+# The measured check on the prediction (AutoDraftLength._guard): tokens/s measured while drafting
+# against tokens/s measured decoding alone, each an average over ~20 recent passes.
+GUARD_DECAY = 0.95
+GUARD_MIN = 6.0  # (decayed) passes each side needs before the check judges
+GUARD_PROBE = 16  # while the baseline is unmeasured or close, one drafting choice in 16 decodes alone
+GUARD_CLEAR = 1.3  # drafting this much faster than decoding alone needs no more probing
 
 
 # -- step costs -----------------------------------------------------------------------------------
@@ -375,6 +381,20 @@ class CostModel:
         self.scale: dict[str, float] = {}  # verifier -> measured / tabled pass time (EMA)
         self.draft_scale: dict[tuple[str, str], float] = {}  # (verifier, drafter) -> the same for drafts
         self.explore_budget: dict[tuple[str, str], list[float]] = {}  # (decode s, lost s)
+        # (verifier, drafter or None = decoding alone) -> decayed [seconds, tokens, passes]
+        self.measured: dict[tuple[str, str | None], list[float]] = {}
+
+    def record(self, verifier: str, drafter: str | None, seconds: float, tokens: int) -> None:
+        """Add one pass to the measured speed of drafting with ``drafter`` (None: decoding alone)."""
+        m = self.measured.setdefault((verifier, drafter), [0.0, 0.0, 0.0])
+        m[0] = GUARD_DECAY * m[0] + seconds
+        m[1] = GUARD_DECAY * m[1] + tokens
+        m[2] = GUARD_DECAY * m[2] + 1.0
+
+    def measured_rate(self, verifier: str, drafter: str | None) -> tuple[float, float]:
+        """(tokens/s, decayed passes) measured for drafting with ``drafter`` (None: alone)."""
+        seconds, tokens, passes = self.measured.get((verifier, drafter), (0.0, 0.0, 0.0))
+        return (tokens / seconds if seconds > 0 else 0.0), passes
 
     def table(self, name: str) -> CostTable:
         if name not in self._tables:
@@ -478,6 +498,8 @@ class AutoDraftLength:
         self.first: Choice | None = None  # the choice of the first decoding pass
         self.explored = 0  # passes that tried a draft length the model doubted
         self.passes = 0
+        self.guarded = 0  # passes decoded alone because drafting measured slower (see _guard)
+        self._probe = 0  # drafting choices since the guard last measured decoding alone
 
     def costs(self, context: int) -> LevelCosts:
         model = self.cost_model
@@ -530,14 +552,40 @@ class AutoDraftLength:
         key = (context // MEMO_TOKENS, self._state, acc.passes, self.last_drafted)
         memo = self._memo.get(self._state)
         if memo is not None and memo[0] == key:
-            return self._use(memo[1])
+            return self._use(self._guard(memo[1]))
         choice = self._derive(context, acc)
         # Remember the plain choice; an exploring try is never repeated from memory.
         self._memo[self._state] = (
             key,
             Choice(0, choice.base, choice.base, choice.costs) if choice.explore else choice,
         )
-        return self._use(choice)
+        return self._use(self._guard(choice))
+
+    def _guard(self, choice: Choice) -> Choice:
+        """Check a drafting choice against measurement: the prediction rests on pass costs timed
+        in isolation, and on a small, fast pair what a draft's passes do to the verifier's next
+        one (caches, thread wake-ups) can outweigh them (the 6.8M tiny target's passes took
+        3.1 ms after a draft pass, 1.0 ms otherwise). When drafting measured fewer tokens/s than
+        decoding alone, decode alone, trying drafting again only on the exploration budget; while
+        the two are close or the baseline is unmeasured, decode alone one drafting choice in
+        GUARD_PROBE to measure it."""
+        if choice.k == 0 or choice.explore:
+            return choice
+        model = self.cost_model
+        drafting, passes = model.measured_rate(self.verifier, self.drafter)
+        alone, alone_passes = model.measured_rate(self.verifier, None)
+        alone_choice = Choice(0, choice.base, choice.base, choice.costs)
+        if passes >= GUARD_MIN and alone_passes >= GUARD_MIN and drafting < alone:
+            decode_s, lost_s = model.budget(self.verifier, self.drafter)
+            if lost_s < EXPLORE_SHARE * decode_s:
+                return Choice(choice.k, choice.rate, choice.base, choice.costs, explore=True)
+            self.guarded += 1
+            return self._keep_size(alone_choice)
+        if alone_passes < GUARD_MIN or drafting < GUARD_CLEAR * alone:
+            self._probe += 1
+            if self._probe % GUARD_PROBE == 0:
+                return self._keep_size(alone_choice)
+        return choice
 
     def _derive(self, context: int, acc: Acceptance | None, nothing: bool = False) -> Choice:
         if nothing:  # no draft this pass: the verifier alone (memoized like any choice)
@@ -611,6 +659,8 @@ class AutoDraftLength:
             return
         self.passes += 1
         model = self.cost_model
+        if seconds > 0:
+            model.record(self.verifier, self.drafter if drafted else None, seconds, emitted or 1)
         width = drafted if width is None else width
         # A pass of another size than the one before paid the re-planning: it is in the table.
         switched = choice.costs.switch if choice.costs is not None and width != self.last_drafted else 0.0
@@ -700,6 +750,10 @@ class HybridLength:
     @property
     def explored(self) -> int:
         return self.lookup.explored + self.draft.explored
+
+    @property
+    def guarded(self) -> int:
+        return self.lookup.guarded + self.draft.guarded
 
     @property
     def passes(self) -> int:

@@ -49,6 +49,8 @@ class AutoMetrics:
     # passes of the lowest level whose draft came from prompt lookup (the default drafter chooses
     # per pass between it and the draft model)
     lookup_passes: int = 0
+    # passes decoded alone because drafting had measured fewer tokens/s than decoding alone
+    guarded: int = 0
 
 
 @dataclass

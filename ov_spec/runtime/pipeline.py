@@ -536,6 +536,7 @@ class SpeculativePipeline:
             first_k=[lv.draft.first.k if lv.draft.first is not None else 0 for lv in levels],
             mean_k=[lv.mean_draft_length for lv in m.levels],
             explored=sum(lv.draft.explored for lv in levels),
+            guarded=sum(lv.draft.guarded for lv in levels),
             predicted_tokens_per_s=predicted,
             measured_tokens_per_s=ratio(m.generated_tokens - 1, m.total_s - m.ttft_s),
             predicted_target_only_tokens_per_s=target_alone,
