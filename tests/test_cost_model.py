@@ -62,7 +62,7 @@ def test_cheap_draft_and_high_acceptance_picks_speculation():
 def test_a_new_pass_size_pays_for_its_replanning():
     """Measured on SmolLM2-135M int8: a pass whose size differs from the previous one costs +4-5
     ms of CPU-plugin re-planning on 11-15 ms passes. The choice keeps the current size unless
-    another one gains more than that re-planning, spread over SWITCH_HORIZON passes."""
+    another one gains more than that re-planning, spread over costs.horizon passes."""
     target = table(0.011, 0.0008)
     target.switch_s = [0.005, 0.005]
     assert target.switch_cost(100) == pytest.approx(0.005)
@@ -79,7 +79,7 @@ def test_a_new_pass_size_pays_for_its_replanning():
     for current in (k_free - 1, k_free + 1):
         sticky = cm.tokens_per_second(h, costs, K, current=current)
         # A neighbour that is almost as good keeps its size...
-        assert free[current] > free[k_free] * (1 - costs.switch / cm.SWITCH_HORIZON / (1 / free[k_free]))
+        assert free[current] > free[k_free] * (1 - costs.switch / costs.horizon / (1 / free[k_free]))
         assert cm.best_k(sticky) == current
         assert sticky[current] == pytest.approx(free[current])
     # ...while a size far from the best is left.
@@ -257,6 +257,21 @@ def test_measured_speed_overrules_a_prediction_that_drafting_pays(after_draft_s,
     else:
         assert share < 0.1, share
         assert auto.guarded > 200
+
+
+def test_replanning_is_spread_over_the_measured_run_of_a_size():
+    """A new size's re-planning is shared by the passes the size lasts: 8 at most, fewer when
+    sizes change every pass (then each change is charged nearly in full)."""
+    target = table(0.010, 0.0001)
+    target.switch_s = [0.004, 0.004]
+    auto = controller(target, draft_s=0.0001, prior=0.7)
+    assert auto.costs(100).horizon == cm.SWITCH_HORIZON
+    for width in [4] * 20 + [1, 4] * 10:
+        auto.cost_model.record_size("target", width)
+    assert auto.costs(100).horizon < 1.5
+    for width in [4] * 40 + [1] * 40:
+        auto.cost_model.record_size("target", width)
+    assert auto.costs(100).horizon > 4
 
 
 # -- the disk cache, on the random pair --------------------------------------------------------------

@@ -17,8 +17,9 @@ workload. So the runtime measures all of them:
 * **The choice** (:func:`tokens_per_second`, :class:`AutoDraftLength`): expected tokens per
   second for every k in 0..K, where k = 0 is the verifier decoding alone; the best is used, and
   re-chosen every pass. A k whose pass size differs from the last pass is charged the re-planning
-  cost spread over :data:`SWITCH_HORIZON` passes, so the pass size changes only when the change
-  is worth it (a k that changes every pass was what made "auto" slower than a fixed k). Where
+  cost spread over the passes a size is expected to last (the measured mean run of one size, at
+  most :data:`SWITCH_HORIZON`), so the pass size changes only when the change is worth it (a k
+  that changes every pass was what made "auto" slower than a fixed k). Where
   k = 0 wins, an optimistic estimate is tried now and then, on a budget of
   :data:`EXPLORE_SHARE` of the decoding time, so a pair where speculation never pays stays within
   a few percent of target-only decoding.
@@ -59,7 +60,7 @@ DEFAULT_OVERHEAD_S = 2e-4  # the loop's own time per pass until it is measured
 LOOKUP_IDLE, LOOKUP_EVERY = 4, 8  # prompt lookup: after 4 idle passes, search 1 pass in 8
 MEMO_TOKENS = 16  # a choice is reused until the context grows by this much (or acceptance changes)
 RUN = 4  # calibration: passes of one size in a row; the first pays the re-planning, the rest do not
-SWITCH_HORIZON = 8  # passes a new pass size is expected to last: its re-planning cost is spread over them
+SWITCH_HORIZON = 8  # at most this many passes share a new size's re-planning cost (see LevelCosts.horizon)
 # The measured check on the prediction (AutoDraftLength._guard): tokens/s measured while drafting
 # against tokens/s measured decoding alone, each an average over ~20 recent passes.
 GUARD_DECAY = 0.95
@@ -335,13 +336,16 @@ class LevelCosts:
     draft_rollback: float = 0.0  # the drafter's own rollback after a rejection
     overhead: float = 0.0  # the loop's own time per iteration
     switch: float = 0.0  # the verifier's extra time for a pass whose size differs from the last one
+    # passes a new size is expected to last, which share its re-planning: the measured mean run of
+    # one pass size (CostModel.run_length), at most SWITCH_HORIZON
+    horizon: float = SWITCH_HORIZON
 
 
 def tokens_per_second(h: np.ndarray, costs: LevelCosts, k_max: int, current: int | None = None) -> np.ndarray:
     """Expected tokens/s of one level for k = 0..k_max (k = 0: the verifier alone).
 
     ``current`` is the k of the verifier's last pass: every other k pays the re-planning of a new
-    pass size, spread over the :data:`SWITCH_HORIZON` passes it is expected to be kept for.
+    pass size, spread over the ``costs.horizon`` passes it is expected to be kept for.
     """
     expected, all_accepted = expected_accepted(h[:k_max])
     k = np.arange(k_max + 1)
@@ -352,7 +356,21 @@ def tokens_per_second(h: np.ndarray, costs: LevelCosts, k_max: int, current: int
         + costs.overhead
     )
     if current is not None and costs.switch > 0:
-        seconds = seconds + (k != current) * (costs.switch / SWITCH_HORIZON)
+        seconds = seconds + (k != current) * (costs.switch / costs.horizon)
+    return (expected + 1.0) / seconds
+
+
+def padded_rates(h: np.ndarray, costs: LevelCosts, width: int) -> np.ndarray:
+    """Expected tokens/s for k = 0..width when the pass is padded to ``width`` draft positions
+    (the last pass's size: no re-planning, the filler's rows are cut off unverified)."""
+    expected, all_accepted = expected_accepted(h[:width])
+    k = np.arange(width + 1)
+    seconds = (
+        costs.verify[width + 1]
+        + (1.0 - all_accepted) * (costs.rollback + costs.draft_rollback)
+        + k * costs.draft_per_token
+        + costs.overhead
+    )
     return (expected + 1.0) / seconds
 
 
@@ -381,6 +399,11 @@ class CostModel:
         self.scale: dict[str, float] = {}  # verifier -> measured / tabled pass time (EMA)
         self.draft_scale: dict[tuple[str, str], float] = {}  # (verifier, drafter) -> the same for drafts
         self.explore_budget: dict[tuple[str, str], list[float]] = {}  # (decode s, lost s)
+        # verifier -> mean run of passes of one size (EMA, 1..SWITCH_HORIZON): the re-planning
+        # horizon. Spreading a new size's cost over 8 passes while choices change every pass
+        # under-charges it (prompt lookup on the tiny pair: 57 changes of size in 95 passes).
+        self.run_length: dict[str, float] = {}
+        self._runs: dict[str, list[int]] = {}  # verifier -> [pass size, passes at it so far]
         # (verifier, drafter or None = decoding alone) -> decayed [seconds, tokens, passes]
         self.measured: dict[tuple[str, str | None], list[float]] = {}
 
@@ -390,6 +413,15 @@ class CostModel:
         m[0] = GUARD_DECAY * m[0] + seconds
         m[1] = GUARD_DECAY * m[1] + tokens
         m[2] = GUARD_DECAY * m[2] + 1.0
+
+    def record_size(self, verifier: str, width: int) -> None:
+        """Count a pass of ``width`` draft positions; a change of size ends a run."""
+        run = self._runs.setdefault(verifier, [width, 0])
+        if run[0] != width:
+            old = self.run_length.get(verifier, SWITCH_HORIZON)
+            self.run_length[verifier] = min(max(0.7 * old + 0.3 * run[1], 1.0), SWITCH_HORIZON)
+            run[:] = [width, 0]
+        run[1] += 1
 
     def measured_rate(self, verifier: str, drafter: str | None) -> tuple[float, float]:
         """(tokens/s, decayed passes) measured for drafting with ``drafter`` (None: alone)."""
@@ -513,6 +545,7 @@ class AutoDraftLength:
             draft_rollback=draft_rollback,
             overhead=self.cost_model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S),
             switch=table.switch_cost(context) * model.scale.get(self.verifier, 1.0),
+            horizon=model.run_length.get(self.verifier, SWITCH_HORIZON),
         )
 
     def rates(self, context: int, state: Any, optimistic: bool = False) -> np.ndarray:
@@ -564,9 +597,10 @@ class AutoDraftLength:
     def _guard(self, choice: Choice) -> Choice:
         """Check a drafting choice against measurement: the prediction rests on pass costs timed
         in isolation, and on a small, fast pair what a draft's passes do to the verifier's next
-        one (caches, thread wake-ups) can outweigh them (the 6.8M tiny target's passes took
-        3.1 ms after a draft pass, 1.0 ms otherwise). When drafting measured fewer tokens/s than
-        decoding alone, decode alone, trying drafting again only on the exploration budget; while
+        one (caches, thread wake-ups) can outweigh them (the 6.8M tiny target's 2-token passes
+        took 3.1 ms after draft passes, its 1-token passes alone 1.0 ms; the table: 1.1, 0.9).
+        When drafting measured fewer tokens/s than decoding alone, decode alone, trying drafting
+        again only on the exploration budget; while
         the two are close or the baseline is unmeasured, decode alone one drafting choice in
         GUARD_PROBE to measure it."""
         if choice.k == 0 or choice.explore:
@@ -600,11 +634,9 @@ class AutoDraftLength:
             return choice
         rates = tokens_per_second(acc.hazards(), costs, self.k_max, self.last_drafted)
         k = best_k(rates)
-        choice = Choice(k, float(rates[k]), base, costs)
-        if k == 0:
-            choice = self._keep_size(choice)
+        choice = self._keep_size(Choice(k, float(rates[k]), base, costs), acc.hazards())
         decode_s, lost_s = self.cost_model.budget(self.verifier, self.drafter)
-        if k == 0 and lost_s < EXPLORE_SHARE * decode_s:
+        if choice.k == 0 and lost_s < EXPLORE_SHARE * decode_s:
             hopeful = tokens_per_second(acc.hazards(optimistic=True), costs, self.k_max, self.last_drafted)
             k_up = best_k(hopeful)
             # What one try may lose: its time beyond what its tokens would cost the verifier alone.
@@ -613,17 +645,23 @@ class AutoDraftLength:
                 choice = Choice(k_up, float(rates[k_up]), base, costs, explore=True)
         return choice
 
-    def _keep_size(self, choice: Choice) -> Choice:
-        """With nothing drafted, a pass the size of the last one (padded) may beat a 1-token pass:
-        on a memory-bound verifier scoring more positions costs little, and a 1-token pass after
-        larger ones pays the re-planning."""
+    def _keep_size(self, choice: Choice, h: np.ndarray | None = None) -> Choice:
+        """A shorter pass than the last one pays the re-planning; padded to the last size it does
+        not. Padding wins where scoring more positions costs little (a memory-bound verifier:
+        the 103M fp16 target's 5-token pass costs about its 1-token pass) or where prompt lookup's
+        kinds of match would change k every pass. ``h``: the acceptance hazards, to weigh every
+        k up to the last size; without them only drafting nothing (k = 0) is weighed."""
         last, costs = self.last_drafted, choice.costs
-        if not last or costs is None or costs.switch <= 0:
+        if not last or costs is None or costs.switch <= 0 or choice.k >= last:
             return choice
-        alone = costs.verify[1] + costs.overhead + costs.switch / SWITCH_HORIZON
-        kept = costs.verify[last + 1] + costs.overhead
-        if kept < alone:
-            return Choice(0, float(1.0 / kept), choice.base, costs, width=last)
+        if h is None:
+            alone = 1.0 / (costs.verify[1] + costs.overhead + costs.switch / costs.horizon)
+            kept = float(padded_rates(np.zeros(last), costs, last)[0])
+            return Choice(0, kept, choice.base, costs, width=last) if kept > alone else choice
+        padded = padded_rates(h, costs, last)
+        k = best_k(padded)
+        if padded[k] > choice.rate:
+            return Choice(k, float(padded[k]), choice.base, costs, width=last)
         return choice
 
     def _use(self, choice: Choice) -> int:
@@ -659,9 +697,10 @@ class AutoDraftLength:
             return
         self.passes += 1
         model = self.cost_model
+        width = drafted if width is None else width
+        model.record_size(self.verifier, width)
         if seconds > 0:
             model.record(self.verifier, self.drafter if drafted else None, seconds, emitted or 1)
-        width = drafted if width is None else width
         # A pass of another size than the one before paid the re-planning: it is in the table.
         switched = choice.costs.switch if choice.costs is not None and width != self.last_drafted else 0.0
         self.last_drafted = width
