@@ -341,36 +341,26 @@ class LevelCosts:
     horizon: float = SWITCH_HORIZON
 
 
-def tokens_per_second(h: np.ndarray, costs: LevelCosts, k_max: int, current: int | None = None) -> np.ndarray:
+def tokens_per_second(
+    h: np.ndarray, costs: LevelCosts, k_max: int, current: int | None = None, padded: bool = False
+) -> np.ndarray:
     """Expected tokens/s of one level for k = 0..k_max (k = 0: the verifier alone).
 
     ``current`` is the k of the verifier's last pass: every other k pays the re-planning of a new
     pass size, spread over the ``costs.horizon`` passes it is expected to be kept for.
+    ``padded``: every pass is padded to ``k_max`` draft positions (the last pass's size, so no
+    re-planning; the filler's rows are cut off unverified).
     """
     expected, all_accepted = expected_accepted(h[:k_max])
     k = np.arange(k_max + 1)
     seconds = (
-        costs.verify[k + 1]
+        costs.verify[k_max + 1 if padded else k + 1]
         + (1.0 - all_accepted) * (costs.rollback + costs.draft_rollback)
         + k * costs.draft_per_token
         + costs.overhead
     )
-    if current is not None and costs.switch > 0:
+    if current is not None and costs.switch > 0 and not padded:
         seconds = seconds + (k != current) * (costs.switch / costs.horizon)
-    return (expected + 1.0) / seconds
-
-
-def padded_rates(h: np.ndarray, costs: LevelCosts, width: int) -> np.ndarray:
-    """Expected tokens/s for k = 0..width when the pass is padded to ``width`` draft positions
-    (the last pass's size: no re-planning, the filler's rows are cut off unverified)."""
-    expected, all_accepted = expected_accepted(h[:width])
-    k = np.arange(width + 1)
-    seconds = (
-        costs.verify[width + 1]
-        + (1.0 - all_accepted) * (costs.rollback + costs.draft_rollback)
-        + k * costs.draft_per_token
-        + costs.overhead
-    )
     return (expected + 1.0) / seconds
 
 
@@ -656,9 +646,9 @@ class AutoDraftLength:
             return choice
         if h is None:
             alone = 1.0 / (costs.verify[1] + costs.overhead + costs.switch / costs.horizon)
-            kept = float(padded_rates(np.zeros(last), costs, last)[0])
+            kept = float(tokens_per_second(np.zeros(last), costs, last, padded=True)[0])
             return Choice(0, kept, choice.base, costs, width=last) if kept > alone else choice
-        padded = padded_rates(h, costs, last)
+        padded = tokens_per_second(h, costs, last, padded=True)
         k = best_k(padded)
         if padded[k] > choice.rate:
             return Choice(k, float(padded[k]), choice.base, costs, width=last)
