@@ -475,7 +475,7 @@ class Choice:
     base: float  # predicted tokens/s of the verifier alone (k = 0)
     costs: LevelCosts | None = None
     explore: bool = False
-    width: int = 0  # with k = 0: pad the pass to this many draft positions (keeps its size)
+    width: int = 0  # pad the pass to this many draft positions (> k: keeps the last pass's size)
 
 
 class AutoDraftLength:
@@ -590,9 +590,8 @@ class AutoDraftLength:
         one (caches, thread wake-ups) can outweigh them (the 6.8M tiny target's 2-token passes
         took 3.1 ms after draft passes, its 1-token passes alone 1.0 ms; the table: 1.1, 0.9).
         When drafting measured fewer tokens/s than decoding alone, decode alone, trying drafting
-        again only on the exploration budget; while
-        the two are close or the baseline is unmeasured, decode alone one drafting choice in
-        GUARD_PROBE to measure it."""
+        again only on the exploration budget; while the two are close or the baseline is
+        unmeasured, decode alone one drafting choice in GUARD_PROBE to measure it."""
         if choice.k == 0 or choice.explore:
             return choice
         model = self.cost_model
