@@ -91,16 +91,22 @@ class LiveServer:
         return out
 
 
+# Text is compared with the runtime's under the exact rollback: under the default (mask) logits
+# move by rounding with the cache layout, which depends on each pipeline's history of draft
+# lengths (measured timings steer them), so two pipelines may resolve a near-tie differently.
+STRICT = "trim"
+
+
 @pytest.fixture(scope="module")
 def pipe(random_pipeline):
     """The independent reference: the same folder, loaded directly."""
-    return ov_spec.load(random_pipeline)
+    return ov_spec.load(random_pipeline, rollback=STRICT)
 
 
 @pytest.fixture(scope="module")
 def server(random_pipeline):
     """Two workers, an API key and a small body limit."""
-    with LiveServer(random_pipeline, workers=2, api_key=KEY, max_body_bytes=16384) as live:
+    with LiveServer(random_pipeline, workers=2, api_key=KEY, max_body_bytes=16384, rollback=STRICT) as live:
         yield live
 
 
@@ -302,7 +308,7 @@ def test_32_concurrent_streams_on_2_workers(server, pipe):
 
 
 def test_full_queue_answers_429(random_pipeline, pipe):
-    with LiveServer(random_pipeline, workers=2, max_queue=2) as live:
+    with LiveServer(random_pipeline, workers=2, max_queue=2, rollback=STRICT) as live:
         client = live.async_client(max_retries=0)  # the client would otherwise retry 429s itself
         prompts = [f"def f{i}(x):" for i in range(32)]
 
