@@ -39,7 +39,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -476,6 +476,7 @@ class Choice:
     costs: LevelCosts | None = None
     explore: bool = False
     width: int = 0  # pad the pass to this many draft positions (> k: keeps the last pass's size)
+    guarded: bool = False  # decoding alone because drafting measured slower (see _guard)
 
 
 class AutoDraftLength:
@@ -602,8 +603,7 @@ class AutoDraftLength:
             decode_s, lost_s = model.budget(self.verifier, self.drafter)
             if lost_s < EXPLORE_SHARE * decode_s:
                 return Choice(choice.k, choice.rate, choice.base, choice.costs, explore=True)
-            self.guarded += 1
-            return self._keep_size(alone_choice)
+            return replace(self._keep_size(alone_choice), guarded=True)
         if alone_passes < GUARD_MIN or drafting < GUARD_CLEAR * alone:
             self._probe += 1
             if self._probe % GUARD_PROBE == 0:
@@ -685,6 +685,7 @@ class AutoDraftLength:
         if choice is None:
             return
         self.passes += 1
+        self.guarded += choice.guarded
         model = self.cost_model
         width = drafted if width is None else width
         model.record_size(self.verifier, width)
