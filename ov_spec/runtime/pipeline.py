@@ -523,14 +523,11 @@ class SpeculativePipeline:
         )
 
     def _auto_metrics(self, top: Speculator, m: GenerationMetrics, predicted: float) -> AutoMetrics:
+        """Called only under "auto": every level's draft is an AutoDraftLength or HybridLength."""
         levels = top.levels()
         chain = [lv.name for lv in levels] + [levels[-1].proposer.name]
-        target_alone = 0.0
-        first = (
-            top.draft.first if isinstance(top.draft, (costs.AutoDraftLength, costs.HybridLength)) else None
-        )
-        if first is not None:
-            target_alone = first.base
+        first = top.draft.first
+        target_alone = first.base if first is not None else 0.0
         return AutoMetrics(
             chain=chain,
             first_k=[lv.draft.first.k if lv.draft.first is not None else 0 for lv in levels],
