@@ -159,6 +159,38 @@ def test_prompt_lookup_proposals(sequence, k, expected):
     assert proposal.tokens == expected
 
 
+def _newest_match(seq: list[int], k: int, max_ngram: int = 3) -> tuple[int, int, list[int]]:
+    """Prompt lookup by a plain scan: the newest earlier occurrence of the longest tail n-gram."""
+    for n in range(min(max_ngram, len(seq) - 1), 0, -1):
+        for start in range(len(seq) - 1, n - 1, -1):  # start = where the copy begins
+            if seq[start - n : start] == seq[-n:]:
+                out = seq[start : start + k]
+                while len(out) < k:
+                    out.append(out[len(out) - (len(seq) - start)])
+                return n, len(seq) - start, out
+    return 0, len(seq), []
+
+
+def test_prompt_lookup_index_follows_growing_and_replaced_sequences():
+    """The n-gram index is built incrementally; a level below the target sees its sequence grow,
+    and then, after a rejection, a fresh list whose last tokens differ. Checked against a scan."""
+    from ov_spec.runtime.proposers import NgramProposer
+
+    rng = np.random.default_rng(0)
+    proposer, checked = NgramProposer(), 0
+    for _ in range(100):
+        proposer.reset()
+        seq = rng.integers(0, 5, rng.integers(1, 8)).tolist()
+        for _ in range(40):
+            if rng.random() < 0.25 and len(seq) > 2:
+                seq = seq[: rng.integers(1, len(seq))]  # rejected tokens: a new, shorter list
+            seq += rng.integers(0, 5, rng.integers(1, 4)).tolist()
+            k = int(rng.integers(1, 9))
+            assert proposer._lookup(seq, k) == _newest_match(seq, k), (seq, k)
+            checked += 1
+    assert checked == 4000
+
+
 def test_requests_are_independent_and_two_pipelines_coexist(random_pipeline, pipe, reference):
     other = ov_spec.load(random_pipeline, rollback=STRICT)
     prompts, expected = reference

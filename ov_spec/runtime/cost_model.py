@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import statistics
 import time
@@ -67,6 +68,7 @@ GUARD_DECAY = 0.95
 GUARD_MIN = 6.0  # (decayed) passes each side needs before the check judges
 GUARD_PROBE = 16  # while the baseline is unmeasured or close, one drafting choice in 16 decodes alone
 GUARD_CLEAR = 1.3  # drafting this much faster than decoding alone needs no more probing
+COSTS_EVERY = 8  # a controller re-derives its costs after this many passes were learned from
 
 
 # -- step costs -----------------------------------------------------------------------------------
@@ -308,15 +310,16 @@ class Acceptance:
         """``h[j]`` for j = 0..k_max-1; ``optimistic`` adds one standard error (for exploring)."""
         if optimistic in self._h:
             return self._h[optimistic]
-        h = np.empty_like(self.trials)
-        before = self.prior
-        for j in range(h.size):
-            n = self.trials[j] + self.strength
-            mean = (self.successes[j] + self.strength * before) / n
+        h = []
+        before, strength = self.prior, self.strength
+        # (plain floats: a loop over numpy scalars cost ~25 us, a tenth of a small model's pass)
+        for trials, successes in zip(self.trials.tolist(), self.successes.tolist()):
+            n = trials + strength
+            mean = (successes + strength * before) / n
             # The bonus is not passed on to the next position: it would compound to certainty.
-            h[j] = min(mean + float(np.sqrt(max(mean * (1 - mean), 0.05) / n)), 0.99) if optimistic else mean
+            h.append(min(mean + math.sqrt(max(mean * (1 - mean), 0.05) / n), 0.99) if optimistic else mean)
             before = mean
-        self._h[optimistic] = np.minimum(h, 0.995)
+        self._h[optimistic] = np.minimum(np.array(h), 0.995)
         return self._h[optimistic]
 
 
@@ -339,6 +342,7 @@ class LevelCosts:
     # passes a new size is expected to last, which share its re-planning: the measured mean run of
     # one pass size (CostModel.run_length), at most SWITCH_HORIZON
     horizon: float = SWITCH_HORIZON
+    context: int = 0  # the cached tokens these costs are for (update() re-reads the table there)
 
 
 def tokens_per_second(
@@ -387,6 +391,14 @@ class CostModel:
         self.acceptance: dict[tuple, Acceptance] = {}
         self.overhead: dict[str, float] = {}  # level name -> loop time per iteration (EMA)
         self.scale: dict[str, float] = {}  # verifier -> measured / tabled pass time (EMA)
+        # (verifier, drafter; None = decoding alone) -> {tokens per pass: measured / tabled time of
+        # a pass of that size that kept the previous pass's size}. In the loop a larger pass can
+        # cost more than it did in isolation: on the 6.8M tiny pair, 4-token passes of prompt
+        # lookup took 1.5 ms and 1-token passes 1.0 ms, where the table said 1.1 and 0.9 ms.
+        self.size_scale: dict[tuple[str, str | None], dict[int, float]] = {}
+        # verifier -> measured / tabled re-planning cost, from the passes that changed size (in
+        # the loop, 1.2-1.5 ms on that pair's 1 ms passes)
+        self.switch_scale: dict[str, float] = {}
         self.draft_scale: dict[tuple[str, str], float] = {}  # (verifier, drafter) -> the same for drafts
         self.explore_budget: dict[tuple[str, str], list[float]] = {}  # (decode s, lost s)
         # verifier -> mean run of passes of one size (EMA, 1..SWITCH_HORIZON): the re-planning
@@ -394,18 +406,21 @@ class CostModel:
         # under-charges it (prompt lookup on the tiny pair: 57 changes of size in 95 passes).
         self.run_length: dict[str, float] = {}
         self._runs: dict[str, list[int]] = {}  # verifier -> [pass size, passes at it so far]
-        # (verifier, drafter or None = decoding alone) -> decayed [seconds, tokens, passes]
-        self.measured: dict[tuple[str, str | None], list[float]] = {}
+        # (verifier, drafter or None = decoding alone, pass width) -> decayed [seconds, tokens, passes]
+        self.measured: dict[tuple[str, str | None, int], list[float]] = {}
+        self.version = 0  # counts what was learned: a controller's costs are re-derived as it grows
 
-    def record(self, verifier: str, drafter: str | None, seconds: float, tokens: int) -> None:
-        """Add one pass to the measured speed of drafting with ``drafter`` (None: decoding alone)."""
-        m = self.measured.setdefault((verifier, drafter), [0.0, 0.0, 0.0])
+    def record(self, verifier: str, drafter: str | None, width: int, seconds: float, tokens: int) -> None:
+        """Add one pass to the measured speed of drafting with ``drafter`` at passes of ``width``
+        draft positions (``drafter`` None: decoding alone, at any width)."""
+        m = self.measured.setdefault((verifier, drafter, width if drafter else 0), [0.0, 0.0, 0.0])
         m[0] = GUARD_DECAY * m[0] + seconds
         m[1] = GUARD_DECAY * m[1] + tokens
         m[2] = GUARD_DECAY * m[2] + 1.0
 
     def record_size(self, verifier: str, width: int) -> None:
         """Count a pass of ``width`` draft positions; a change of size ends a run."""
+        self.version += 1
         run = self._runs.setdefault(verifier, [width, 0])
         if run[0] != width:
             old = self.run_length.get(verifier, SWITCH_HORIZON)
@@ -413,9 +428,34 @@ class CostModel:
             run[:] = [width, 0]
         run[1] += 1
 
-    def measured_rate(self, verifier: str, drafter: str | None) -> tuple[float, float]:
-        """(tokens/s, decayed passes) measured for drafting with ``drafter`` (None: alone)."""
-        seconds, tokens, passes = self.measured.get((verifier, drafter), (0.0, 0.0, 0.0))
+    def pass_scale(self, verifier: str, drafter: str, t_max: int) -> np.ndarray:
+        """Measured / tabled pass time for ``t = 0..t_max`` tokens: a 1-token pass as measured
+        decoding alone, larger ones as measured drafting with ``drafter``, linear between measured
+        sizes and flat beyond them; the verifier's overall scale where nothing is measured."""
+        measured = dict(self.size_scale.get((verifier, drafter), {}))
+        alone = self.size_scale.get((verifier, None), {})
+        if 1 in alone:
+            measured[1] = alone[1]
+        overall = self.scale.get(verifier, 1.0)
+        if not measured:
+            return np.full(t_max + 1, overall)
+        sizes = sorted(measured)
+        return np.interp(np.arange(t_max + 1), sizes, [measured[t] for t in sizes])
+
+    def learn_pass(self, verifier: str, drafter: str | None, t: int, ratio: float, weight: float) -> None:
+        """One measured / tabled sample for a steady pass of ``t`` tokens (see :meth:`pass_scale`)."""
+        key = (verifier, None if t == 1 else drafter)
+        sizes = self.size_scale.setdefault(key, {})
+        sizes[t] = _ema(sizes.get(t, self.scale.get(verifier, 1.0)), ratio, weight)
+
+    def knows_pass(self, verifier: str, drafter: str | None, t: int) -> bool:
+        """Whether a steady pass of ``t`` tokens has been measured (see :meth:`learn_pass`)."""
+        return t in self.size_scale.get((verifier, None if t == 1 else drafter), {})
+
+    def measured_rate(self, verifier: str, drafter: str | None, width: int = 0) -> tuple[float, float]:
+        """(tokens/s, decayed passes) measured for drafting with ``drafter`` at ``width`` (None:
+        decoding alone)."""
+        seconds, tokens, passes = self.measured.get((verifier, drafter, width if drafter else 0), (0.0, 0.0, 0.0))
         return (tokens / seconds if seconds > 0 else 0.0), passes
 
     def table(self, name: str) -> CostTable:
@@ -523,20 +563,38 @@ class AutoDraftLength:
         self.passes = 0
         self.guarded = 0  # passes decoded alone because drafting measured slower (see _guard)
         self._probe = 0  # drafting choices since the guard last measured decoding alone
+        self._costs: tuple[tuple[int, int], LevelCosts] | None = None  # (key, costs), see costs()
 
     def costs(self, context: int) -> LevelCosts:
+        """The level's costs at ``context``: the tables, scaled by what the passes measured.
+
+        Reused until the context moves on by MEMO_TOKENS or COSTS_EVERY more passes were learned
+        from: every learned value is an average over ~10 passes, and deriving the costs each pass
+        cost a 1 ms model's loop ~4% (40 us)."""
+        model = self.cost_model
+        key = (context // MEMO_TOKENS, model.version // COSTS_EVERY)
+        if self._costs is not None and self._costs[0] == key:
+            return self._costs[1]
+        costs = self._derive_costs(context)
+        self._costs = (key, costs)
+        return costs
+
+    def _derive_costs(self, context: int) -> LevelCosts:
         model = self.cost_model
         table = model.table(self.verifier)
         per_token, draft_rollback = self._drafter_cost(context)
+        scale = model.scale.get(self.verifier, 1.0)
         return LevelCosts(
-            verify=table.pass_costs(context, self.k_max + 1) * model.scale.get(self.verifier, 1.0),
+            verify=table.pass_costs(context, self.k_max + 1)
+            * model.pass_scale(self.verifier, self.drafter, self.k_max + 1),
             # The same machine conditions slow the rollback's copies as much as the passes.
-            rollback=table.rollback_cost(context) * model.scale.get(self.verifier, 1.0),
+            rollback=table.rollback_cost(context) * scale,
             draft_per_token=per_token * model.draft_scale.get((self.verifier, self.drafter), 1.0),
             draft_rollback=draft_rollback,
             overhead=self.cost_model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S),
-            switch=table.switch_cost(context) * model.scale.get(self.verifier, 1.0),
+            switch=table.switch_cost(context) * model.switch_scale.get(self.verifier, scale),
             horizon=model.run_length.get(self.verifier, SWITCH_HORIZON),
+            context=context,
         )
 
     def rates(self, context: int, state: Any, optimistic: bool = False) -> np.ndarray:
@@ -553,8 +611,9 @@ class AutoDraftLength:
         """The draft length of the next pass (0 = the verifier decodes alone).
 
         The choice is re-derived when the context moves on by :data:`MEMO_TOKENS`, the acceptance
-        it rests on changes, or the kind of match does; otherwise the last one is reused (on a
-        small model a pass costs well under a millisecond, and so must deciding it).
+        it rests on changes (every pass at first, then every 4th), the last pass size or the kind
+        of match does; otherwise the last one is reused (on a small model a pass costs well under
+        a millisecond, and so must deciding it).
         """
         context = len(sequence)
         bucket = None
@@ -573,7 +632,9 @@ class AutoDraftLength:
             self._last_bucket = bucket
         self._state = (*bucket, self._prev_full) if bucket is not None else (self._prev_full,)
         acc = self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, self._state)
-        key = (context // MEMO_TOKENS, self._state, acc.passes, self.last_drafted)
+        # After its first 8 passes, one pass moves the acceptance by ~2%: re-derive every 4th.
+        epoch = acc.passes if acc.passes < 8 else 8 + acc.passes // 4
+        key = (context // MEMO_TOKENS, self._state, epoch, self.last_drafted)
         memo = self._memo.get(self._state)
         if memo is not None and memo[0] == key:
             return self._use(self._guard(memo[1]))
@@ -590,13 +651,15 @@ class AutoDraftLength:
         in isolation, and on a small, fast pair what a draft's passes do to the verifier's next
         one (caches, thread wake-ups) can outweigh them (the 6.8M tiny target's 2-token passes
         took 3.1 ms after draft passes, its 1-token passes alone 1.0 ms; the table: 1.1, 0.9).
-        When drafting measured fewer tokens/s than decoding alone, decode alone, trying drafting
-        again only on the exploration budget; while the two are close or the baseline is
-        unmeasured, decode alone one drafting choice in GUARD_PROBE to measure it."""
+        When drafting at the chosen pass width measured fewer tokens/s than decoding alone,
+        decode alone, trying that width again only on the exploration budget; while the two are
+        close or the baseline is unmeasured, decode alone one drafting choice in GUARD_PROBE to
+        measure it. Each width is judged on its own: that long drafts measured slow must not stop
+        the short ones the per-size costs (CostModel.pass_scale) then predict to pay."""
         if choice.k == 0 or choice.explore:
             return choice
         model = self.cost_model
-        drafting, passes = model.measured_rate(self.verifier, self.drafter)
+        drafting, passes = model.measured_rate(self.verifier, self.drafter, max(choice.k, choice.width))
         alone, alone_passes = model.measured_rate(self.verifier, None)
         alone_choice = Choice(0, choice.base, choice.base, choice.costs)
         if passes >= GUARD_MIN and alone_passes >= GUARD_MIN and drafting < alone:
@@ -690,17 +753,23 @@ class AutoDraftLength:
         width = drafted if width is None else width
         model.record_size(self.verifier, width)
         if seconds > 0:
-            model.record(self.verifier, self.drafter if drafted else None, seconds, emitted or 1)
-        # A pass of another size than the one before paid the re-planning: it is in the table.
-        switched = choice.costs.switch if choice.costs is not None and width != self.last_drafted else 0.0
+            model.record(self.verifier, self.drafter if drafted else None, width, seconds, emitted or 1)
+        # A pass of another size than the one before paid the re-planning.
+        switched = width != self.last_drafted
         self.last_drafted = width
-        if width == 0 and not choice.explore and choice.costs is not None:
+        costs = choice.costs
+        tabled = tabled_switch = 0.0  # the table's (unscaled) time of this pass and its re-planning
+        if costs is not None:
+            table = model.table(self.verifier)
+            tabled = float(table.pass_costs(costs.context, self.k_max + 1)[width + 1])
+            tabled_switch = table.switch_cost(costs.context) if switched else 0.0
+        if width == 0 and not choice.explore and not switched and costs is not None:
             # The common pass on a pair where drafting does not pay: learn in batches of eight,
             # so deciding costs the loop next to nothing.
             pending = self._pending
             pending[0] += seconds
             pending[1] += verify_s
-            pending[2] += (choice.costs.verify[1] + switched) / model.scale.get(self.verifier, 1.0)
+            pending[2] += tabled
             pending[3] += 1
             model.budget(self.verifier, self.drafter)[0] += seconds
             self._prev_full = False
@@ -709,6 +778,7 @@ class AutoDraftLength:
                     # (eight passes per sample: a heavier weight than a single pass gets)
                     ratio = pending[1] / pending[2]
                     model.scale[self.verifier] = _ema(model.scale.get(self.verifier, 1.0), ratio, 0.3)
+                    model.learn_pass(self.verifier, None, 1, ratio, 0.3)
                     old = model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S)
                     rest = (pending[0] - pending[1]) / pending[3]
                     model.overhead[self.verifier] = max(0.7 * old + 0.3 * rest, 0.0)
@@ -718,10 +788,18 @@ class AutoDraftLength:
             self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, self._state).update(
                 drafted, accepted
             )
-        costs = choice.costs
         if costs is not None and seconds > 0 and verify_s > 0:
-            tabled = (costs.verify[width + 1] + switched) / model.scale.get(self.verifier, 1.0)
-            model.scale[self.verifier] = _ema(model.scale.get(self.verifier, 1.0), verify_s / tabled)
+            ratio = verify_s / (tabled + tabled_switch)
+            model.scale[self.verifier] = _ema(model.scale.get(self.verifier, 1.0), ratio)
+            if not switched:
+                model.learn_pass(self.verifier, self.drafter, width + 1, verify_s / tabled, 0.1)
+            elif tabled_switch > 0 and model.knows_pass(self.verifier, self.drafter, width + 1):
+                # A size measured steady: the rest of the pass was the re-planning. (A size only
+                # ever run after another size stays unmeasured: one pass cannot tell its cost
+                # from the re-planning. pass_scale interpolates it from the measured sizes.)
+                extra = (verify_s - float(costs.verify[width + 1])) / tabled_switch
+                old = model.switch_scale.get(self.verifier, model.scale[self.verifier])
+                model.switch_scale[self.verifier] = _ema(old, extra)
             rest = seconds - verify_s
             if drafted == 0:
                 old = model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S)
@@ -730,9 +808,9 @@ class AutoDraftLength:
                 if accepted < drafted:
                     rest -= costs.rollback + costs.draft_rollback
                 pair = (self.verifier, self.drafter)
-                tabled = drafted * costs.draft_per_token / model.draft_scale.get(pair, 1.0)
+                drafts = drafted * costs.draft_per_token / model.draft_scale.get(pair, 1.0)  # tabled
                 rest -= costs.overhead
-                model.draft_scale[pair] = _ema(model.draft_scale.get(pair, 1.0), rest / tabled)
+                model.draft_scale[pair] = _ema(model.draft_scale.get(pair, 1.0), rest / drafts)
         budget = self.cost_model.budget(self.verifier, self.drafter)
         budget[0] += seconds
         if choice.explore:

@@ -122,6 +122,11 @@ class NgramProposer:
         # The last match: ((id, len) of the sequence, n, distance, copy); bucket() then propose()
         # in one pass see the same sequence object.
         self._cached: tuple[tuple[int, int], int, int, list[int]] | None = None
+        # n-gram -> the ends of its occurrences, oldest first (one dict per n), over the tokens in
+        # self._seq: built incrementally, so a search is a few dict lookups per pass instead of a
+        # scan of the whole sequence (on a 1 ms model the scan cost ~4% of each pass).
+        self._index: list[dict[tuple[int, ...], list[int]]] = [{} for _ in range(self.max_ngram + 1)]
+        self._seq: list[int] = []
 
     def bucket(self, sequence: Sequence[int]) -> tuple[str, int, bool]:
         """``("ngram", n, recent)`` of the match for ``sequence`` (n = 0: nothing to copy)."""
@@ -145,25 +150,46 @@ class NgramProposer:
         if cached is not None and cached[0] == key and (len(cached[3]) >= k or not cached[1]):
             return cached[1], cached[2], cached[3]
         start = time.perf_counter()
-        n, distance, tokens = self._lookup(np.asarray(sequence, dtype=np.int64), k)
+        n, distance, tokens = self._lookup(sequence, k)
         self._cached = (key, n, distance, tokens)
         self.lookup_s += time.perf_counter() - start
         return n, distance, tokens
 
-    def _lookup(self, seq: np.ndarray, k: int) -> tuple[int, int, list[int]]:
-        for n in range(min(self.max_ngram, len(seq) - 1), self.min_ngram - 1, -1):
-            tail = seq[-n:]
-            # All windows of length n that end before the tail itself, newest first.
-            windows = np.lib.stride_tricks.sliding_window_view(seq[:-1], n)
-            hits = np.flatnonzero((windows == tail).all(axis=1))
-            if hits.size:
-                start = int(hits[-1]) + n
-                out = seq[start : start + k].tolist()
-                period = len(seq) - start  # >= 1: the hit ends before the tail does
+    def _update_index(self, seq: Sequence[int]) -> None:
+        """Index every n-gram of ``seq`` that ends before its last token (the tail is what is
+        looked up). Only what changed since the last call is indexed: a level below the target
+        sees the same tokens again plus a few, or with its last speculative ones replaced."""
+        old = self._seq
+        common = min(len(old), len(seq))
+        if old[:common] != list(seq[:common]):  # rejected tokens were replaced: find where
+            lo, hi = 0, common  # old[:lo] matches, old[:hi] does not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if old[:mid] == list(seq[:mid]) else (lo, mid)
+            common = lo
+        index = self._index
+        for end in range(len(old) - 1, max(common - 1, 0), -1):  # drop ends past the common part
+            for n in range(self.min_ngram, min(self.max_ngram, end) + 1):
+                index[n][tuple(old[end - n : end])].pop()
+        del old[common:]
+        old.extend(seq[common:])
+        for end in range(max(common, 1), len(old)):
+            for n in range(self.min_ngram, min(self.max_ngram, end) + 1):
+                index[n].setdefault(tuple(old[end - n : end]), []).append(end)
+
+    def _lookup(self, seq: Sequence[int], k: int) -> tuple[int, int, list[int]]:
+        self._update_index(seq)
+        length = len(seq)
+        for n in range(min(self.max_ngram, length - 1), self.min_ngram - 1, -1):
+            ends = self._index[n].get(tuple(seq[length - n :]))
+            if ends:
+                start = ends[-1]  # the newest occurrence
+                out = list(seq[start : start + k])
+                period = length - start  # >= 1: the hit ends before the tail does
                 while len(out) < k:
                     out.append(out[len(out) - period])
                 return n, period, out
-        return 0, len(seq), []
+        return 0, length, []
 
 
 class HybridProposer:
