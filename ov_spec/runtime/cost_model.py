@@ -342,6 +342,9 @@ class LevelCosts:
     # passes a new size is expected to last, which share its re-planning: the measured mean run of
     # one pass size (CostModel.run_length), at most SWITCH_HORIZON
     horizon: float = SWITCH_HORIZON
+    # the same for runs of passes without drafts (CostModel.alone_run): how soon a level that
+    # stops drafting (prompt lookup found nothing) drafts again, paying the re-planning back
+    alone_horizon: float = SWITCH_HORIZON
     context: int = 0  # the cached tokens these costs are for (update() re-reads the table there)
 
 
@@ -351,7 +354,9 @@ def tokens_per_second(
     """Expected tokens/s of one level for k = 0..k_max (k = 0: the verifier alone).
 
     ``current`` is the k of the verifier's last pass: every other k pays the re-planning of a new
-    pass size, spread over the ``costs.horizon`` passes it is expected to be kept for.
+    pass size, spread over the ``costs.horizon`` passes it is expected to be kept for; k = 0 after
+    a drafting pass pays it twice (leaving the size and coming back when drafting resumes), spread
+    over the measured run without drafts (``costs.alone_horizon``).
     ``padded``: every pass is padded to ``k_max`` draft positions (the last pass's size, so no
     re-planning; the filler's rows are cut off unverified).
     """
@@ -364,7 +369,10 @@ def tokens_per_second(
         + costs.overhead
     )
     if current is not None and costs.switch > 0 and not padded:
-        seconds = seconds + (k != current) * (costs.switch / costs.horizon)
+        switched = (k != current) * (costs.switch / costs.horizon)
+        if current:  # decoding alone for a while: leaving the size now and coming back to it
+            switched[0] = 2 * costs.switch / costs.alone_horizon
+        seconds = seconds + switched
     return (expected + 1.0) / seconds
 
 
@@ -406,6 +414,7 @@ class CostModel:
         # under-charges it (prompt lookup on the tiny pair: 57 changes of size in 95 passes).
         self.run_length: dict[str, float] = {}
         self._runs: dict[str, list[int]] = {}  # verifier -> [pass size, passes at it so far]
+        self.alone_run: dict[str, float] = {}  # verifier -> the same for runs without drafts
         # (verifier, drafter or None = decoding alone, pass width) -> decayed [seconds, tokens, passes]
         self.measured: dict[tuple[str, str | None, int], list[float]] = {}
         self.version = 0  # counts what was learned: a controller's costs are re-derived as it grows
@@ -425,6 +434,9 @@ class CostModel:
         if run[0] != width:
             old = self.run_length.get(verifier, SWITCH_HORIZON)
             self.run_length[verifier] = min(max(0.7 * old + 0.3 * run[1], 1.0), SWITCH_HORIZON)
+            if run[0] == 0:
+                old = self.alone_run.get(verifier, SWITCH_HORIZON)
+                self.alone_run[verifier] = min(max(0.7 * old + 0.3 * run[1], 1.0), SWITCH_HORIZON)
             run[:] = [width, 0]
         run[1] += 1
 
@@ -455,7 +467,9 @@ class CostModel:
     def measured_rate(self, verifier: str, drafter: str | None, width: int = 0) -> tuple[float, float]:
         """(tokens/s, decayed passes) measured for drafting with ``drafter`` at ``width`` (None:
         decoding alone)."""
-        seconds, tokens, passes = self.measured.get((verifier, drafter, width if drafter else 0), (0.0, 0.0, 0.0))
+        seconds, tokens, passes = self.measured.get(
+            (verifier, drafter, width if drafter else 0), (0.0, 0.0, 0.0)
+        )
         return (tokens / seconds if seconds > 0 else 0.0), passes
 
     def table(self, name: str) -> CostTable:
@@ -594,6 +608,7 @@ class AutoDraftLength:
             overhead=self.cost_model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S),
             switch=table.switch_cost(context) * model.switch_scale.get(self.verifier, scale),
             horizon=model.run_length.get(self.verifier, SWITCH_HORIZON),
+            alone_horizon=model.alone_run.get(self.verifier, SWITCH_HORIZON),
             context=context,
         )
 
@@ -702,12 +717,14 @@ class AutoDraftLength:
         not. Padding wins where scoring more positions costs little (a memory-bound verifier:
         the 103M fp16 target's 5-token pass costs about its 1-token pass) or where prompt lookup's
         kinds of match would change k every pass. ``h``: the acceptance hazards, to weigh every
-        k up to the last size; without them only drafting nothing (k = 0) is weighed."""
+        k up to the last size; without them only drafting nothing (k = 0) is weighed. (A run
+        without drafts pays the re-planning twice, see tokens_per_second: on the tiny pair prompt
+        lookup often finds nothing for one pass only.)"""
         last, costs = self.last_drafted, choice.costs
         if not last or costs is None or costs.switch <= 0 or choice.k >= last:
             return choice
         if h is None:
-            alone = 1.0 / (costs.verify[1] + costs.overhead + costs.switch / costs.horizon)
+            alone = float(tokens_per_second(np.zeros(0), costs, 0, last)[0])
             kept = float(tokens_per_second(np.zeros(last), costs, last, padded=True)[0])
             return Choice(0, kept, choice.base, costs, width=last) if kept > alone else choice
         padded = tokens_per_second(h, costs, last, padded=True)
