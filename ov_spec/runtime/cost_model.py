@@ -59,7 +59,8 @@ DECAY = 0.98  # weight of the past per new pass (memory of ~50 passes)
 DEFAULT_PRIOR = 0.5  # acceptance assumed when the export measured no preview
 DEFAULT_OVERHEAD_S = 2e-4  # the loop's own time per pass until it is measured
 LOOKUP_IDLE, LOOKUP_EVERY = 4, 8  # prompt lookup: after 4 idle passes, search 1 pass in 8
-MEMO_TOKENS = 16  # a choice is reused until the context grows by this much (or acceptance changes)
+MEMO_TOKENS = 32  # a choice is reused until the context grows by this much (or acceptance changes)
+MEMO_PASSES = 64  # ... or until this many more passes were learned from (costs, sizes, re-planning)
 RUN = 4  # calibration: passes of one size in a row; the first pays the re-planning, the rest do not
 SWITCH_HORIZON = 8  # at most this many passes share a new size's re-planning cost (see LevelCosts.horizon)
 # The measured check on the prediction (AutoDraftLength._guard): tokens/s measured while drafting
@@ -418,6 +419,8 @@ class CostModel:
         # (verifier, drafter or None = decoding alone, pass width) -> decayed [seconds, tokens, passes]
         self.measured: dict[tuple[str, str | None, int], list[float]] = {}
         self.version = 0  # counts what was learned: a controller's costs are re-derived as it grows
+        # (verifier, drafter, greedy) -> that controller's memo of choices (AutoDraftLength.choose)
+        self.memo: dict[tuple[str, str, bool], dict[tuple, Choice]] = {}
 
     def record(self, verifier: str, drafter: str | None, width: int, seconds: float, tokens: int) -> None:
         """Add one pass to the measured speed of drafting with ``drafter`` at passes of ``width``
@@ -559,6 +562,9 @@ class AutoDraftLength:
         self.greedy = greedy
         self._bucket = bucket  # prompt lookup: ("ngram", match length, recent) of the next proposal
         self.k_max = model.k_max
+        # (memo key, state, acceptance epoch) -> choice: in the cost model, so kept across
+        # requests (the key holds all the choice rests on)
+        self._memo = model.memo.setdefault((verifier, drafter, greedy), {})
         self.reset()
 
     def reset(self) -> None:
@@ -569,7 +575,6 @@ class AutoDraftLength:
         self._state: Any = None
         self._last_bucket: tuple[str, int, bool] = ("ngram", 1, True)  # prompt lookup's last match
         self._choice: Choice | None = None
-        self._memo: dict[Any, tuple[tuple, Choice]] = {}  # state -> (key, choice)
         self._pending: list = [0.0, 0.0, 0.0, 0]  # passes without drafts not yet learned from
         self._idle = 0  # prompt lookup: passes since a match last paid
         self.first: Choice | None = None  # the choice of the first decoding pass
@@ -649,17 +654,24 @@ class AutoDraftLength:
         acc = self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, self._state)
         # After its first 8 passes, one pass moves the acceptance by ~2%: re-derive every 4th.
         epoch = acc.passes if acc.passes < 8 else 8 + acc.passes // 4
-        key = (context // MEMO_TOKENS, self._state, epoch, self.last_drafted)
-        memo = self._memo.get(self._state)
-        if memo is not None and memo[0] == key:
-            return self._use(self._guard(memo[1]))
+        key = (self._memo_key(context), self._state, epoch)
+        memo = self._memo.get(key)
+        if memo is not None:
+            return self._use(self._guard(memo))
         choice = self._derive(context, acc)
         # Remember the plain choice; an exploring try is never repeated from memory.
-        self._memo[self._state] = (
-            key,
-            Choice(0, choice.base, choice.base, choice.costs) if choice.explore else choice,
-        )
+        self._remember(key, Choice(0, choice.base, choice.base, choice.costs) if choice.explore else choice)
         return self._use(self._guard(choice))
+
+    def _memo_key(self, context: int) -> tuple[int, int, int]:
+        """What a memoized choice rests on besides acceptance: the context (per MEMO_TOKENS), the
+        last pass size, and what was learned (re-derived after MEMO_PASSES learned passes)."""
+        return (context // MEMO_TOKENS, self.last_drafted, self.cost_model.version // MEMO_PASSES)
+
+    def _remember(self, key: tuple, choice: Choice) -> None:
+        if len(self._memo) > 512:  # old contexts and epochs: never asked again
+            self._memo.clear()
+        self._memo[key] = choice
 
     def _guard(self, choice: Choice) -> Choice:
         """Check a drafting choice against measurement: the prediction rests on pass costs timed
@@ -690,14 +702,14 @@ class AutoDraftLength:
 
     def _derive(self, context: int, acc: Acceptance | None, nothing: bool = False) -> Choice:
         if nothing:  # no draft this pass: the verifier alone (memoized like any choice)
-            memo = self._memo.get(None)
-            if memo is not None and memo[0] == (context // MEMO_TOKENS, self.last_drafted):
-                return memo[1]
+            memo = self._memo.get((self._memo_key(context), None))
+            if memo is not None:
+                return memo
         costs = self.costs(context)
         base = float(1.0 / (costs.verify[1] + costs.overhead))
         if nothing or acc is None:
             choice = self._keep_size(Choice(0, base, base, costs))
-            self._memo[None] = ((context // MEMO_TOKENS, self.last_drafted), choice)  # type: ignore[assignment]
+            self._remember((self._memo_key(context), None), choice)
             return choice
         rates = tokens_per_second(acc.hazards(), costs, self.k_max, self.last_drafted)
         k = best_k(rates)
