@@ -17,6 +17,7 @@ import pytest
 import ov_spec
 from ov_spec.runtime import cost_model as cm
 from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
+from ov_spec.runtime.speculator import PassOutcome
 
 K = MAX_DRAFT_TOKENS
 
@@ -104,7 +105,11 @@ def test_controller_keeps_its_pass_size_through_noisy_acceptance():
             accepted = int(np.argmin(np.append(rng.random(k) < 0.6, False))) if k else 0
             # the passes measure what the table says, re-planning included
             verify_s = target.pass_cost(k + 1, len(seq)) + (switch_s if k != ks[-1] else 0.0)
-            auto.update(k, accepted, seconds=verify_s + 0.0005 * k, emitted=accepted + 1, verify_s=verify_s)
+            auto.update(
+                PassOutcome(
+                    k, accepted, seconds=verify_s + 0.0005 * k, emitted=accepted + 1, verify_s=verify_s
+                )
+            )
             ks.append(k)
             seq.append(1)
         return sum(a != b for a, b in zip(ks, ks[1:]))
@@ -164,7 +169,7 @@ def test_controller_learns_that_drafts_fail_and_stops_drafting():
     assert auto.choose(seq) > 0  # the preview's prior says it pays
     for _ in range(60):
         k = auto.choose(seq)
-        auto.update(k, 0, seconds=0.0302 + k * 0.0038, emitted=1)
+        auto.update(PassOutcome(k, 0, seconds=0.0302 + k * 0.0038, emitted=1))
     assert auto.choose(seq) == 0
 
 
@@ -179,7 +184,7 @@ def test_controller_explores_sparingly_when_zero_is_chosen():
         k = auto.choose(seq)
         seconds = target.pass_cost(k + 1, 50) + k * 0.0168 + (0.004 if k else 0.0)
         emitted = 1 + int(k > 0 and rng.random() < 0.3)
-        auto.update(k, emitted - 1, seconds=seconds, emitted=emitted)
+        auto.update(PassOutcome(k, emitted - 1, seconds=seconds, emitted=emitted))
         seq += [7] * emitted  # decoding goes on: the choice is re-derived as the context grows
         spent += seconds
         lost += max(seconds - emitted * 0.080, 0.0)
@@ -201,7 +206,7 @@ def test_ngram_buckets_are_learned_separately():
     for _ in range(200):
         k = auto.choose(seq)
         good = current["b"][1] == 3
-        auto.update(k, k if good else 0, seconds=0.03, emitted=(k + 1) if good else 1)
+        auto.update(PassOutcome(k, k if good else 0, seconds=0.03, emitted=(k + 1) if good else 1))
     # (Buckets alternate, so the good one always follows a rejected pass and the bad one a full one.)
     assert model.acceptance[("target", "ngram", True, ("ngram", 3, True, False))].hazards()[0] > 0.8
     assert model.acceptance[("target", "ngram", True, ("ngram", 1, False, True))].hazards()[0] < 0.2
@@ -231,7 +236,7 @@ def test_nothing_to_draft_keeps_the_pass_size_when_that_is_cheaper(per_token, sw
     auto.last_drafted = 4  # the last pass scored 4 draft positions
     assert auto.choose(list(range(40))) == 0  # nothing is drafted either way
     assert auto.width == (4 if kept else 0)
-    auto.update(0, 0, seconds=0.0101, emitted=1, verify_s=0.010, width=auto.width)
+    auto.update(PassOutcome(0, 0, seconds=0.0101, emitted=1, verify_s=0.010, width=auto.width))
     assert auto.last_drafted == (4 if kept else 0)
 
 
@@ -252,7 +257,7 @@ def test_measured_speed_overrules_a_prediction_that_drafting_pays(after_draft_s,
         emitted = 1 + (int(np.sum(np.cumprod(rng.random(k) < 0.7))) if k else 0)
         verify_s = target.pass_cost(k + 1, 50)
         seconds = verify_s + k * 0.0001 + (after_draft_s if k else 0.0)
-        auto.update(k, emitted - 1, seconds=seconds, emitted=emitted, verify_s=verify_s)
+        auto.update(PassOutcome(k, emitted - 1, seconds=seconds, emitted=emitted, verify_s=verify_s))
         seq += [7] * emitted
         drafting += i >= 300 and k > 0
     share = drafting / 300
@@ -281,7 +286,9 @@ def _steep_pass_run(learn: bool, seed: int) -> tuple[float, float]:
         emitted = 1 + (int(np.sum(np.cumprod(rng.random(k) < 0.85))) if k else 0)
         verify_s = 0.001 + 0.0003 * width + (0.001 if width != last else 0.0)
         pass_s = verify_s + 0.0001 + 0.0001 * k
-        auto.update(k, emitted - 1, seconds=pass_s, emitted=emitted, verify_s=verify_s, width=width)
+        auto.update(
+            PassOutcome(k, emitted - 1, seconds=pass_s, emitted=emitted, verify_s=verify_s, width=width)
+        )
         seq += [7] * emitted
         last = width
         if i >= 300:
@@ -405,7 +412,7 @@ def test_measured_pass_times_rescale_a_stale_table():
     for _ in range(200):
         k = auto.choose(seq)
         true = 0.010 + 0.0008 / 3 * k
-        auto.update(k, 0, seconds=true + 0.0001 + k * 0.003, emitted=1, verify_s=true)
+        auto.update(PassOutcome(k, 0, seconds=true + 0.0001 + k * 0.003, emitted=1, verify_s=true))
         seq.append(7)
     assert auto.cost_model.scale["target"] == pytest.approx(1 / 3, rel=0.1)
     assert auto.cost_model.overhead["target"] == pytest.approx(0.0001, abs=5e-5)

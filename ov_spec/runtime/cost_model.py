@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
+from ov_spec.runtime.speculator import PassOutcome
 from ov_spec.runtime.stateful import StatefulLM
 
 COST_MODEL_VERSION = 4
@@ -756,31 +757,22 @@ class AutoDraftLength:
         self.width = max(choice.k, choice.width)
         return choice.k
 
-    def update(
-        self,
-        drafted: int,
-        accepted: int,
-        seconds: float = 0.0,
-        emitted: int = 0,
-        verify_s: float = 0.0,
-        width: int | None = None,
-    ) -> None:
+    def update(self, outcome: PassOutcome) -> None:
         """After a pass: learn acceptance, the measured costs, and what exploring cost.
 
-        ``seconds`` is the whole pass, ``verify_s`` the verifier's own forward pass in it, ``width``
-        the draft positions it scored (``drafted`` plus any padding; default ``drafted``). The
-        cost tables were timed once, perhaps on a busier machine: the ratio of measured to
+        The cost tables were timed once, perhaps on a busier machine: the ratio of measured to
         tabled verification time scales the verifier's table, the rest of a pass without drafts
         is the loop's own overhead, and what remains of a pass with drafts scales the drafter's
         cost (each an exponential average, bounded to 1/4..4x).
         """
+        drafted, accepted, seconds = outcome.drafted, outcome.accepted, outcome.seconds
+        emitted, verify_s, width = outcome.emitted, outcome.verify_s, outcome.scored
         choice, self._choice = self._choice, None
         if choice is None:
             return
         self.passes += 1
         self.guarded += choice.guarded
         model = self.cost_model
-        width = drafted if width is None else width
         model.record_size(self.verifier, width)
         if seconds > 0:
             model.record(self.verifier, self.drafter if drafted else None, width, seconds, emitted or 1)
@@ -925,15 +917,7 @@ class HybridLength:
             self.first = self._active._choice
         return k_lookup if use_lookup else k_draft
 
-    def update(
-        self,
-        drafted: int,
-        accepted: int,
-        seconds: float = 0.0,
-        emitted: int = 0,
-        verify_s: float = 0.0,
-        width: int | None = None,
-    ) -> None:
-        self._active.update(drafted, accepted, seconds, emitted, verify_s, width)
+    def update(self, outcome: PassOutcome) -> None:
+        self._active.update(outcome)
         for controller in (self.lookup, self.draft):  # one verifier: the pass size is shared
-            controller.last_drafted = drafted if width is None else width
+            controller.last_drafted = outcome.scored

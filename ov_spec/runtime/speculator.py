@@ -23,6 +23,23 @@ from ov_spec.runtime.stateful import StatefulLM
 from ov_spec.runtime.verify import Verdict, verify_lossless
 
 
+@dataclass(frozen=True)
+class PassOutcome:
+    """What one verification pass did: what a draft-length controller learns from."""
+
+    drafted: int  # tokens the proposer drafted
+    accepted: int  # of them, accepted
+    seconds: float = 0.0  # the whole iteration: drafting, the pass, verification, bookkeeping
+    emitted: int = 0  # tokens the iteration produced (accepted + one)
+    verify_s: float = 0.0  # the verifier's own forward pass in it
+    width: int | None = None  # draft positions the pass scored (drafted + padding); None: drafted
+
+    @property
+    def scored(self) -> int:
+        """Draft positions the pass scored."""
+        return self.drafted if self.width is None else self.width
+
+
 @dataclass
 class DraftLength:
     """A fixed draft length (or the +2/-1 heuristic); ``"auto"`` is :class:`AutoDraftLength`.
@@ -60,18 +77,11 @@ class DraftLength:
         """Draft positions the next pass scores: a shorter proposal is padded up to it."""
         return self.k
 
-    def update(
-        self,
-        drafted: int,
-        accepted: int,
-        seconds: float = 0.0,
-        emitted: int = 0,
-        verify_s: float = 0.0,
-        width: int | None = None,
-    ) -> None:
-        if not self.adaptive or drafted == 0:
+    def update(self, outcome: PassOutcome) -> None:
+        if not self.adaptive or outcome.drafted == 0:
             return
-        self.k = min(self.k + 2, self.k_max) if accepted == drafted else max(self.k - 1, self.k_min)
+        full = outcome.accepted == outcome.drafted
+        self.k = min(self.k + 2, self.k_max) if full else max(self.k - 1, self.k_min)
 
     def reset(self) -> None:
         self.k = self._start
@@ -175,12 +185,14 @@ class Speculator:
         lengths = self.stats.draft_lengths
         lengths[len(drafted)] = lengths.get(len(drafted), 0) + 1
         self.draft.update(
-            len(drafted),
-            verdict.accepted,
-            time.perf_counter() - start,
-            len(tokens),
-            verify_s,
-            len(drafted) + pad,
+            PassOutcome(
+                len(drafted),
+                verdict.accepted,
+                time.perf_counter() - start,
+                len(tokens),
+                verify_s,
+                len(drafted) + pad,
+            )
         )
         return Step(tokens, verdict.probs)
 
