@@ -45,6 +45,8 @@ def add_placement_arguments(p: argparse.ArgumentParser) -> None:
         "--rollback",
         choices=ROLLBACK_CHOICES,
         default=DEFAULT_ROLLBACK,
-        help=f"the target's KV-cache rollback (default {DEFAULT_ROLLBACK}: mask on CPU, trim elsewhere; "
-        "trim with an f16/f32 KV cache is strict: equal to target-only output even at near-ties)",
+        help=f"the target's KV-cache rollback (default {DEFAULT_ROLLBACK}: paged on CPU, OpenVINO's "
+        "paged-attention graph, whose rollback is free and exact; trim elsewhere; mask: the stateful "
+        "IR without cache copies; trim with an f16/f32 KV cache is strict: equal to target-only "
+        "output even at near-ties)",
     )

@@ -17,7 +17,7 @@ from ov_spec.errors import UserError
 from ov_spec.runtime.stateful import DEFAULT_ROLLBACK
 
 
-@pytest.mark.parametrize("target_rollback", ["trim", "mask"])
+@pytest.mark.parametrize("target_rollback", ["trim", "mask", "paged"])
 def test_drafts_roll_back_by_mask_whatever_the_target_uses(random_pipeline, target_rollback):
     pipe = ov_spec.load(random_pipeline, rollback=target_rollback)
     target, *drafts = pipe.manifest.names()
@@ -30,17 +30,23 @@ def test_drafts_roll_back_by_mask_whatever_the_target_uses(random_pipeline, targ
 
 
 @pytest.mark.parametrize("kv", ["u8", "f16", "f32"])
-def test_auto_rollback_masks_on_cpu_whatever_the_cache(random_pipeline, kv):
+def test_auto_rollback_is_paged_on_cpu_unless_the_cache_is_f32(random_pipeline, kv):
     assert DEFAULT_ROLLBACK == "auto"
     pipe = ov_spec.load(random_pipeline, property_overrides=[f"target.KV_CACHE_PRECISION={kv}"])
-    assert pipe.models["target"].rollback_mode == "mask"
+    # (the paged graph has no f32 cache: a target given one stays stateful, with mask)
+    assert pipe.models["target"].rollback_mode == ("mask" if kv == "f32" else "paged")
     assert ov_spec.load(random_pipeline, rollback="trim").models["target"].rollback_mode == "trim"
     # The drafts keep mask whatever the target's cache is.
     assert {pipe.models[n].rollback_mode for n in pipe.manifest.names()[1:]} == {"mask"}
 
 
 def test_an_unknown_rollback_is_a_user_error_listing_the_choices(random_pipeline):
-    with pytest.raises(UserError, match="rollback must be one of auto, trim, mask, got 'copy'"):
+    with pytest.raises(UserError, match="rollback must be one of auto, trim, mask, paged, got 'copy'"):
         ov_spec.load(random_pipeline, rollback="copy")
     with pytest.raises(UserError, match="got 'copy'"):
         ov_spec.load(random_pipeline, draft_rollback="copy")
+
+
+def test_paged_with_an_f32_cache_is_a_user_error(random_pipeline):
+    with pytest.raises(UserError, match="rollback 'paged' keeps the KV cache in u8 or f16, not f32"):
+        ov_spec.load(random_pipeline, rollback="paged", property_overrides=["target.KV_CACHE_PRECISION=f32"])

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--mtad-threshold", type=float)
     sw.add_argument("--min-confidence", metavar="P,P", help="ov_spec confidence-stop runs ('none' = off)")
     sw.add_argument(
-        "--rollback", metavar="MODES", help="ov_spec KV rollback(s) of speculative runs: trim,mask"
+        "--rollback", metavar="MODES", help="ov_spec KV rollback(s) of speculative runs: trim,mask,paged"
     )
     sw.add_argument(
         "--property",

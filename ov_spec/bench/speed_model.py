@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ov_spec.runtime.limits import MAX_DRAFT_TOKENS
+from ov_spec.runtime.limits import MAX_DRAFT_TOKENS, PAGED
 from ov_spec.runtime.stateful import StatefulLM
 
 
@@ -108,6 +108,15 @@ def target_costs(
     """
     prompt = _prompt(target, context, seed)
     mode = target.rollback_mode
+    if mode == PAGED:  # the paged graph: no strategies to switch, its rollback costs nothing
+        target.reset()
+        target.forward(prompt)
+        for _ in range(3):
+            _step(target, k + 1, context)
+        t1 = _median_counter(target, "infer_s", lambda: _step(target, 1, context), repeats)
+        tv = _median_counter(target, "infer_s", lambda: _step(target, k + 1, context), repeats)
+        target.reset()
+        return t1, tv, 0.0, 0.0, 0.0
     t1 = tv = trim = 0.0
     try:
         for strategy in ("trim", "mask"):

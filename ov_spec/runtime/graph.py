@@ -20,9 +20,11 @@ LOGITS_TO_KEEP = "logits_to_keep"
 PASS_THROUGH_OPS = {"Convert", "Tanh", "Multiply", "Divide"}
 
 
-def keep_last_logits(model: ov.Model) -> bool:
+def keep_last_logits(model: ov.Model, axis: int = 1) -> bool:
     """Add an input ``logits_to_keep`` (int64 ``[1]``) that limits the logits to the last rows.
 
+    ``axis`` is the token axis of the hidden states: 1 in the exported ``[batch, tokens, hidden]``
+    graph, 0 in the paged-attention graph (``[tokens, 1, hidden]``, ov_spec.runtime.paged).
     Returns False (and leaves the model untouched) when the LM head cannot be found.
     """
     if any(LOGITS_TO_KEEP in i.get_names() for i in model.inputs):
@@ -40,7 +42,7 @@ def keep_last_logits(model: ov.Model) -> bool:
         start=ops.negative(keep),
         stop=ops.constant(np.array([np.iinfo(np.int64).max], dtype=np.int64)),
         step=ops.constant(np.array([1], dtype=np.int64)),
-        axes=ops.constant(np.array([1], dtype=np.int64)),
+        axes=ops.constant(np.array([axis], dtype=np.int64)),
     )
     head.input(0).replace_source_output(sliced.output(0))
     model.add_parameters([keep])

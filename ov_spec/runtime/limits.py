@@ -23,8 +23,10 @@ from ov_spec.errors import UserError
 # (NPUW_LLM_MAX_GENERATION_TOKEN_LEN), so no level may draft more than this.
 MAX_DRAFT_TOKENS = 16
 AUTO = "auto"
-# KV-cache rollback strategies (ov_spec.runtime.stateful); the default lives there (DEFAULT_ROLLBACK).
-ROLLBACK_MODES = ("trim", "mask")
+# KV-cache rollback strategies: trim and mask over the stateful IR (ov_spec.runtime.stateful, where
+# the default lives: DEFAULT_ROLLBACK), paged over the paged-attention graph (ov_spec.runtime.paged).
+PAGED = "paged"
+ROLLBACK_MODES = ("trim", "mask", PAGED)
 # What load() and the CLIs accept: "auto" picks one of ROLLBACK_MODES per model at load
 # (ov_spec.runtime.stateful.choose_rollback).
 ROLLBACK_CHOICES = (AUTO, *ROLLBACK_MODES)

@@ -162,8 +162,8 @@ class Speculator:
         # openvino.genai pads prompt lookup: the pass keeps its size and the CPU plugin does not
         # re-plan. The filler is never verified (its rows are cut off) and the next sync() drops
         # it from the cache like a rejected token; under trim that would be a cache copy per
-        # pass, so only mask pads.
-        pad = max(width - len(drafted), 0) if self.model.rollback_mode == "mask" else 0
+        # pass, so only mask and paged pad.
+        pad = max(width - len(drafted), 0) if not self.model.rollback_copies else 0
         filler = [sequence[-1]] * pad
 
         # Score every drafted position plus one in one pass.

@@ -17,11 +17,13 @@ rejected. Two strategies, chosen per model:
     but the attention kernel then reduces over a differently laid-out cache, so logits differ
     from target-only decoding (up to ~1 on real shapes) and a near-tie can flip a greedy token.
 
-``auto`` (the default, :func:`choose_rollback`) picks mask on CPU, where it is what makes
-speculation pay (the 103M fp16 target: 155 vs 111 tok/s at k=4, because reading an f16 cache back
-costs 6-55 ms at 64-800 tokens), and trim elsewhere. Strict equality with target-only decoding
-is ``rollback="trim"`` with an f16/f32 cache (``examples/devices-strict.toml``). Models below the
-target use mask: their rollback cannot change the output.
+``auto`` (the default) runs the target on CPU as the paged-attention graph instead
+(:mod:`ov_spec.runtime.paged`, rollback free and exact); for a stateful model it is
+:func:`choose_rollback`: mask where the device reports its KV-cache precision (CPU: mask is what
+made speculation pay there, the 103M fp16 target: 155 vs 111 tok/s at k=4, because reading an f16
+cache back costs 6-55 ms at 64-800 tokens), trim elsewhere. Strict equality with target-only
+decoding is ``rollback="trim"`` with an f16/f32 cache (``examples/devices-strict.toml``). Models
+below the target use mask: their rollback cannot change the output.
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ import openvino as ov
 
 from ov_spec.errors import UserError
 from ov_spec.runtime.graph import LOGITS_TO_KEEP
-from ov_spec.runtime.limits import AUTO, ROLLBACK_MODES
+from ov_spec.runtime.limits import AUTO
 
 DEFAULT_ROLLBACK = AUTO  # the one default of load(), SpeculativePipeline and the CLIs
 # Models below the target only propose: their rollback cannot change the output (the target
 # verifies), so they skip trim's cache copies (measured: +44% tok/s at k=4 on the random pair).
 DEFAULT_DRAFT_ROLLBACK = "mask"
+STATEFUL_MODES = ("trim", "mask")  # the rollbacks of a stateful IR (ov_spec.runtime.paged: the other)
 # mask mode compacts the cache once holes exceed this many entries and this share of the cache.
 _COMPACT_MIN_HOLES = 256
 _COMPACT_MIN_SHARE = 0.25
@@ -116,8 +119,8 @@ class StatefulLM:
         -inf outside the kept set (probability exactly 0, never an argmax)."""
         if rollback == AUTO:  # the default: resolved from the compiled model (choose_rollback)
             rollback = choose_rollback(compiled)
-        if rollback not in ROLLBACK_MODES:
-            raise UserError(f"rollback must be one of {', '.join(ROLLBACK_MODES)}, got {rollback!r}")
+        if rollback not in STATEFUL_MODES:
+            raise UserError(f"rollback must be one of {', '.join(STATEFUL_MODES)}, got {rollback!r}")
         self.name = name
         self.rollback_mode = rollback
         self.request = compiled.create_infer_request()
@@ -158,6 +161,11 @@ class StatefulLM:
     def _mask(self) -> np.ndarray:
         """attention_mask of mask mode: one entry per physical cache slot (a view)."""
         return self._mask_buf[: self._mask_len]
+
+    @property
+    def rollback_copies(self) -> bool:
+        """Whether dropping tokens copies the cache (trim): then a padded pass costs a copy."""
+        return self.rollback_mode == "trim"
 
     @property
     def cache_slots(self) -> int:
@@ -285,6 +293,11 @@ class StatefulLM:
                 feed["position_ids"] = np.tile(self._positions[position : position + t], (batch, 1))
             if "beam_idx" in self._inputs:
                 feed["beam_idx"] = np.asarray(beam_idx, dtype=np.int32)
+        logits = self._run(feed, n_logits, batch * t)
+        return logits, list(range(first, first + t))
+
+    def _run(self, feed: dict[str, np.ndarray], n_logits: int, tokens: int) -> np.ndarray:
+        """One forward pass over ``feed``; float32 logits ``[B, n_logits, V]`` over token ids."""
         if LOGITS_TO_KEEP in self._inputs:  # see graph.keep_last_logits: the head runs on n rows only
             keep = self._keep.get(n_logits)
             if keep is None:
@@ -300,7 +313,7 @@ class StatefulLM:
             self.request.set_tensor(self._ports[name], ov.Tensor(array, shared_memory=True))
         self.request.start_async()
         self.request.wait()
-        logits = np.array(self.request.get_tensor(self._logits).data[:, -n_logits:], dtype=np.float32)
+        logits = self._last_rows(self.request.get_tensor(self._logits).data, n_logits)
         if self.token_map is not None:  # pruned head: back to token ids, -inf where no row was kept
             full = np.full((*logits.shape[:-1], self.vocab_size), -np.inf, dtype=np.float32)
             full[..., self.token_map] = logits
@@ -309,9 +322,14 @@ class StatefulLM:
         if self.stats.calls == 0:
             self.stats.prefill_s = elapsed
         self.stats.calls += 1
-        self.stats.tokens_fed += batch * t
+        self.stats.tokens_fed += tokens
         self.stats.infer_s += elapsed
-        return logits, list(range(first, first + t))
+        return logits
+
+    @staticmethod
+    def _last_rows(logits: np.ndarray, n: int) -> np.ndarray:
+        """The last ``n`` rows of each batch row of the logits output ``[B, T, V]``, as float32."""
+        return np.array(logits[:, -n:], dtype=np.float32)
 
     def _reserve(self, n: int) -> None:
         """Make the input buffers hold at least ``n`` positions (doubling, so rarely)."""

@@ -1,0 +1,138 @@
+"""rollback="paged": the paged-attention graph with ov_spec's own block table (ov_spec.runtime.paged).
+
+Its rollback only lowers ``past_lens``, so what a rejected token left in the cache must never reach
+a later pass: checked bit for bit, with a negative control that keeps the rejected tokens. Greedy
+output under paged equals paged target-only decoding on the trained pair, and the cache grows by
+copying without changing a token.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ov_spec
+from ov_spec.errors import UserError
+from ov_spec.runtime import paged
+
+CODE_PROMPTS = [
+    "def read_config(path):\n",
+    "class Parser:\n    def __init__(self, text):\n",
+    "import os\nimport sys\n\n",
+]
+
+
+@pytest.fixture(scope="module")
+def pipe(trained_pipeline):
+    """f32 arithmetic (in bf16 the pass-vs-steps noise is ~0.1 logits, more than many of this
+    small model's top-2 gaps) over the default u8 KV cache."""
+    return ov_spec.load(
+        trained_pipeline, rollback="paged", property_overrides=["target.INFERENCE_PRECISION_HINT=f32"]
+    )
+
+
+def test_the_target_runs_the_paged_graph(pipe):
+    target = pipe.models["target"]
+    assert isinstance(target, paged.PagedLM) and target.rollback_mode == "paged"
+    assert not any(
+        isinstance(m, paged.PagedLM) for n, m in pipe.models.items() if n != "target"
+    )  # drafts: mask
+    assert target.block > 0 and not target.rollback_copies
+
+
+def _after_rejection(lm, prompt: list[int], rejected: list[int], accepted: int, fed: list[int], roll: bool):
+    lm.reset()
+    lm.forward(prompt)
+    lm.forward(rejected, n_logits=len(rejected))
+    if roll:
+        lm.rollback(len(prompt) + accepted)
+    return lm.forward(fed, n_logits=len(fed))
+
+
+def test_rollback_leaves_nothing_behind(pipe):
+    """Two different rejected drafts, rolled back to the same prefix: the next pass is bit-identical.
+    Negative control: without the rollback the rejected tokens change the logits."""
+    lm = pipe.models["target"]
+    prompt = pipe.tokenizer.encode(CODE_PROMPTS[0])
+    first = _after_rejection(lm, prompt, [40, 41, 42, 43], 1, [50, 51], roll=True)
+    second = _after_rejection(lm, prompt, [40, 97, 98, 99], 1, [50, 51], roll=True)
+    assert np.array_equal(first, second)
+    kept = _after_rejection(lm, prompt, [40, 97, 98, 99], 1, [50, 51], roll=False)
+    assert not np.allclose(kept, second, atol=1e-3)
+    lm.reset()
+
+
+def _divergence_gaps(pipe, k) -> list[float]:
+    """Per prompt whose speculative output differs from paged target-only decoding: in the
+    target-only run's logits at the first difference, its choice minus the speculative choice."""
+    gaps = []
+    for prompt in CODE_PROMPTS:
+        ids = pipe.tokenizer.encode(prompt)
+        want = pipe.generate(ids, max_new_tokens=48, use_draft=False).token_ids
+        got = pipe.generate(ids, max_new_tokens=48, draft_tokens=k).token_ids
+        j = next((i for i, (x, y) in enumerate(zip(want, got)) if x != y), None)
+        if j is None:
+            continue
+        lm = pipe.models["target"]  # the target-only run's logits at j: one token per pass
+        lm.reset()
+        row = lm.forward(ids)[0]
+        for token in want[:j]:
+            row = lm.forward([token])[0]
+        lm.reset()
+        gaps.append(float(row[want[j]] - row[got[j]]))
+    return gaps
+
+
+@pytest.fixture(scope="module")
+def tie_bound(pipe) -> float:
+    """What rounding alone can move a logit: one 5-token pass against 5 single-token passes on
+    the same prefixes (measured, never assumed), x2 for two noisy logits, x2 for safety."""
+    from test_gguf import pass_vs_steps_noise
+
+    prefixes = []
+    for prompt in CODE_PROMPTS:
+        ids = pipe.tokenizer.encode(prompt)
+        prefixes.append(ids + pipe.generate(ids, max_new_tokens=12, use_draft=False).token_ids)
+    return 4 * pass_vs_steps_noise(pipe, prefixes)
+
+
+@pytest.mark.parametrize("k", [2, 5, "auto"])
+def test_greedy_speculative_equals_paged_target_only_but_at_ties(pipe, tie_bound, k):
+    """Exact but at near-ties: the paged graph's k-token pass is not bit-identical to k single
+    passes (in bf16 the tiny int8 pair even ties exactly, gap 0.0, and the choice then flips)."""
+    gaps = _divergence_gaps(pipe, k)
+    assert all(g <= tie_bound for g in gaps), (gaps, tie_bound)
+    assert len(gaps) <= 1, gaps  # most prompts are equal outright
+
+
+def test_a_broken_verifier_diverges_at_a_clear_margin(pipe, tie_bound, monkeypatch):
+    """Negative control: accepting the target's second choice too breaks the check above."""
+    from ov_spec.runtime import verify
+
+    def second_choice_too(draft_tokens, target_logits):
+        top2 = np.argsort(target_logits, axis=-1)[:, -2:]
+        n = 0
+        while n < len(draft_tokens) and draft_tokens[n] in top2[n]:
+            n += 1
+        return verify.Verdict(accepted=n, next_token=int(np.argmax(target_logits[n])))
+
+    monkeypatch.setattr(verify, "verify_greedy", second_choice_too)
+    gaps = _divergence_gaps(pipe, 4)
+    assert gaps and max(gaps) > tie_bound, (gaps, tie_bound)
+
+
+def test_the_cache_grows_without_changing_a_token(trained_pipeline, pipe, monkeypatch):
+    """A cache allocated for one block at first is doubled (copied) as the request goes on."""
+    want = pipe.generate(CODE_PROMPTS[1], max_new_tokens=64, draft_tokens=4).token_ids
+    monkeypatch.setattr(paged, "FIRST_BLOCKS_TOKENS", 1)
+    small = ov_spec.load(trained_pipeline, rollback="paged")
+    target = small.models["target"]
+    assert target._blocks == 1
+    assert small.generate(CODE_PROMPTS[1], max_new_tokens=64, draft_tokens=4).token_ids == want
+    assert target._blocks > 2
+
+
+def test_mtad_needs_the_stateful_draft(trained_pipeline):
+    both = ov_spec.load(trained_pipeline, rollback="paged", draft_rollback="paged")
+    with pytest.raises(UserError, match="MTAD's beam search needs the stateful model"):
+        both.generate(CODE_PROMPTS[0], max_new_tokens=8, mtad=True)
