@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 
 from ov_spec.cli import run_cli
 from ov_spec.errors import UserError
+from ov_spec.runtime.limits import AUTO, ROLLBACK_CHOICES
 
 SPLIT_MODES = ("auto", "line", "blank")
 # A blank line: a newline, optional spaces or tabs, another newline.
@@ -57,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--device", action="append", default=[], metavar="NAME=DEVICE", help="override one placement"
+    )
+    p.add_argument(
+        "--rollback",
+        choices=ROLLBACK_CHOICES,
+        default=AUTO,
+        help="the target's KV-cache rollback (default auto: paged on CPU; trim with an f16/f32 cache "
+        "is strict, equal to target-only output even at near-ties)",
     )
     p.add_argument(
         "--prompt-file", default="-", metavar="FILE", help="file with the prompts (default: stdin, also '-')"
@@ -167,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     Manifest.read(args.folder)
     prompts = read_prompts(args.prompt_file, args.split)
 
-    pipe = ov_spec.load(args.folder, devices=args.devices, device_overrides=args.device)
+    pipe = ov_spec.load(
+        args.folder, devices=args.devices, device_overrides=args.device, rollback=args.rollback
+    )
     for _ in answer_all(pipe, prompts, _options(args), args):
         pass
     return 0

@@ -258,7 +258,7 @@ def test_constants_have_one_definition():
     from ov_spec.bench import config, speed, speed_model
     from ov_spec.runtime import limits, stateful
 
-    assert stateful.ROLLBACK_MODES is limits.ROLLBACK_MODES
+    assert stateful.STATEFUL_ROLLBACKS is limits.STATEFUL_ROLLBACKS
     assert config.ROLLBACK_CHOICES is limits.ROLLBACK_CHOICES
     assert range(1, limits.MAX_DRAFT_TOKENS + 1) == speed.K_RANGE
     assert speed_model.best_k(0.999, 0.0) == limits.MAX_DRAFT_TOKENS

@@ -26,7 +26,8 @@ AUTO = "auto"
 # KV-cache rollback strategies: trim and mask over the stateful IR (ov_spec.runtime.stateful, where
 # the default lives: DEFAULT_ROLLBACK), paged over the paged-attention graph (ov_spec.runtime.paged).
 PAGED = "paged"
-ROLLBACK_MODES = ("trim", "mask", PAGED)
+STATEFUL_ROLLBACKS = ("trim", "mask")
+ROLLBACK_MODES = (*STATEFUL_ROLLBACKS, PAGED)
 # What load() and the CLIs accept: "auto" picks one of ROLLBACK_MODES per model at load
 # (ov_spec.runtime.stateful.choose_rollback).
 ROLLBACK_CHOICES = (AUTO, *ROLLBACK_MODES)

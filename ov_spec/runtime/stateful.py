@@ -37,13 +37,12 @@ import openvino as ov
 
 from ov_spec.errors import UserError
 from ov_spec.runtime.graph import LOGITS_TO_KEEP
-from ov_spec.runtime.limits import AUTO
+from ov_spec.runtime.limits import AUTO, STATEFUL_ROLLBACKS
 
 DEFAULT_ROLLBACK = AUTO  # the one default of load(), SpeculativePipeline and the CLIs
 # Models below the target only propose: their rollback cannot change the output (the target
 # verifies), so they skip trim's cache copies (measured: +44% tok/s at k=4 on the random pair).
 DEFAULT_DRAFT_ROLLBACK = "mask"
-STATEFUL_MODES = ("trim", "mask")  # the rollbacks of a stateful IR (ov_spec.runtime.paged: the other)
 # mask mode compacts the cache once holes exceed this many entries and this share of the cache.
 _COMPACT_MIN_HOLES = 256
 _COMPACT_MIN_SHARE = 0.25
@@ -119,8 +118,8 @@ class StatefulLM:
         -inf outside the kept set (probability exactly 0, never an argmax)."""
         if rollback == AUTO:  # the default: resolved from the compiled model (choose_rollback)
             rollback = choose_rollback(compiled)
-        if rollback not in STATEFUL_MODES:
-            raise UserError(f"rollback must be one of {', '.join(STATEFUL_MODES)}, got {rollback!r}")
+        if rollback not in STATEFUL_ROLLBACKS:
+            raise UserError(f"rollback must be one of {', '.join(STATEFUL_ROLLBACKS)}, got {rollback!r}")
         self.name = name
         self.rollback_mode = rollback
         self.request = compiled.create_infer_request()
