@@ -1,0 +1,71 @@
+"""Target-only and default decoding under each target rollback, interleaved in one process.
+
+    python scripts/rollback_ab.py PIPELINE [--rollback mask,paged] [--rounds 8] [--prompts FILE | --chat]
+
+One pipeline per rollback (``ov_spec.load(PIPELINE, rollback=...)``), each warmed up on the
+prompts twice; then, per round and prompt, every configuration generates once, in alternating
+order, so a slow spell of a shared machine hits all of them alike. Prints each configuration's
+median tokens/s and the median over rounds of its ratio to the first rollback's target-only
+decoding. Prompts: a JSON list or one per line (default: the first 4 of the shipped set), or
+``--chat``: the demo's 4 chat prompts with the chat template.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import ov_spec
+from ov_spec.bench.config import load_prompts
+from ov_spec.demo import CHAT_PROMPTS
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("pipeline", type=Path)
+    p.add_argument("--rollback", default="mask,paged", help="comma-separated target rollbacks")
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--prompts", help="prompt file (default: the shipped set)")
+    p.add_argument("--chat", action="store_true", help="the demo's chat prompts, chat template on")
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    args = p.parse_args()
+    prompts = list(CHAT_PROMPTS) if args.chat else [x.text for x in load_prompts(args.prompts, 4)]
+    rollbacks = args.rollback.split(",")
+    pipes = {r: ov_spec.load(args.pipeline, rollback=r) for r in rollbacks}
+    configs = [(r, mode) for r in rollbacks for mode in ("target-only", "default")]
+
+    def run(config: tuple[str, str], prompt: str) -> tuple[int, float]:
+        rollback, mode = config
+        start = time.perf_counter()
+        result = pipes[rollback].generate(
+            prompt, max_new_tokens=args.max_new_tokens, chat=args.chat, use_draft=mode == "default"
+        )
+        return result.metrics.generated_tokens, time.perf_counter() - start
+
+    for config in configs:  # warm-up: compile caches, the cost tables, auto's first choices
+        for prompt in prompts * 2:
+            run(config, prompt)
+    rates: dict[tuple[str, str], list[float]] = {c: [] for c in configs}
+    for r in range(args.rounds):
+        totals = {c: [0, 0.0] for c in configs}
+        for i, prompt in enumerate(prompts):
+            for config in configs if (r + i) % 2 == 0 else configs[::-1]:
+                tokens, seconds = run(config, prompt)
+                totals[config][0] += tokens
+                totals[config][1] += seconds
+        for config in configs:
+            rates[config].append(totals[config][0] / totals[config][1])
+    base = rates[configs[0]]
+    print(
+        f"| target rollback | decoding | tok/s (median) | / {configs[0][0]} target-only (median of rounds) |"
+    )
+    print("|---|---|---:|---:|")
+    for config in configs:
+        ratio = statistics.median(a / b for a, b in zip(rates[config], base))
+        print(f"| {config[0]} | {config[1]} | {statistics.median(rates[config]):.1f} | {ratio:.3f}x |")
+
+
+if __name__ == "__main__":
+    main()
