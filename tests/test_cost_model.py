@@ -417,3 +417,18 @@ def test_measured_pass_times_rescale_a_stale_table():
     assert auto.cost_model.scale["target"] == pytest.approx(1 / 3, rel=0.1)
     assert auto.cost_model.overhead["target"] == pytest.approx(0.0001, abs=5e-5)
     assert auto.rate(len(seq)) == pytest.approx(1 / 0.0101, rel=0.1)
+
+
+def test_memoized_choices_are_kept_per_drafting_source():
+    """A self-draft that drafts alone and one that verifies a smaller draft share their name, not
+    their costs: each keeps its own memo of choices (a shared one would answer b with a's k)."""
+    model = cm.CostModel(lambda name: table(0.010, 0.0002), {("target", "self_draft"): 0.8})
+    cheap = cm.AutoDraftLength(
+        model, "target", "self_draft", lambda ctx: (0.0001, 0.0), True, source="self_draft"
+    )
+    dear = cm.AutoDraftLength(
+        model, "target", "self_draft", lambda ctx: (0.05, 0.0), True, source="self_draft>draft1"
+    )
+    seq = list(range(50))
+    assert cheap.choose(seq) > 0
+    assert dear.choose(seq) == 0

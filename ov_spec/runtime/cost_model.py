@@ -421,7 +421,7 @@ class CostModel:
         # (verifier, drafter or None = decoding alone, pass width) -> decayed [seconds, tokens, passes]
         self.measured: dict[tuple[str, str | None, int], list[float]] = {}
         self.version = 0  # counts what was learned: a controller's costs are re-derived as it grows
-        # (verifier, drafter, greedy) -> that controller's memo of choices (AutoDraftLength.choose)
+        # (verifier, what drafts, greedy) -> that controller's memo of choices (AutoDraftLength.choose)
         self.memo: dict[tuple[str, str, bool], dict[tuple, Choice]] = {}
 
     def record(self, verifier: str, drafter: str | None, width: int, seconds: float, tokens: int) -> None:
@@ -556,7 +556,10 @@ class AutoDraftLength:
         drafter_cost: Callable[[int], tuple[float, float]],
         greedy: bool,
         bucket: Callable[[Sequence[int]], tuple[str, int, bool] | None] | None = None,
+        source: str = "",
     ) -> None:
+        """``source`` names what drafts, level by level (default ``drafter``): the memo of choices
+        is kept per source, since a cascade level and a plain model of one name cost differently."""
         self.cost_model = model
         self.verifier = verifier
         self.drafter = drafter
@@ -566,7 +569,7 @@ class AutoDraftLength:
         self.k_max = model.k_max
         # (memo key, state, acceptance epoch) -> choice: in the cost model, so kept across
         # requests (the key holds all the choice rests on)
-        self._memo = model.memo.setdefault((verifier, drafter, greedy), {})
+        self._memo = model.memo.setdefault((verifier, source or drafter, greedy), {})
         self.reset()
 
     def reset(self) -> None:

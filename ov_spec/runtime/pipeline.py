@@ -106,8 +106,9 @@ def _rollback_mode(choice: str, compiled: ov.CompiledModel) -> str:
 
 def _wants_paged(choice: str, device: str, props: Mapping[str, Any], name: str) -> bool:
     """``"paged"``, or ``"auto"`` on the CPU plugin: against the stateful IR on the same files
-    (2-core AMD EPYC, interleaved in one process) target-only decoding ran 1.05-1.13x and the
-    default speculative decoding 1.02-1.5x faster on the four README pairs; its rollback is
+    (2-core AMD EPYC, interleaved in one process: scripts/rollback_ab.py) target-only decoding
+    ran 1.05-1.13x and the default speculative decoding 1.12-1.45x faster on the four README
+    pairs; its rollback is
     exact (mask's is not) and free (trim's copies the cache). The paged graph keeps its cache in
     u8 or 16 bits: a model given an f32 cache stays stateful under ``"auto"``."""
     f32 = str(props.get("KV_CACHE_PRECISION", "")).lower() in ("f32", "float32")
@@ -311,7 +312,15 @@ class SpeculativePipeline:
                 table = table_of(name)
                 return table.pass_cost(1, context) + DRAFT_TOKEN_OVERHEAD_S, table.rollback_cost(context)
 
-        return costs.AutoDraftLength(self.costs, verifier, proposer.name, drafter_cost, greedy, bucket)
+        # What drafts, level by level: a self-draft that drafts alone and one that verifies draft1
+        # share a name but not their costs, so their memoized choices must not mix.
+        source = proposer.name
+        if isinstance(proposer, Speculator):
+            lowest = proposer.levels()[-1].proposer
+            source = ">".join([lv.name for lv in proposer.levels()] + ([lowest.name] if lowest else []))
+        return costs.AutoDraftLength(
+            self.costs, verifier, proposer.name, drafter_cost, greedy, bucket, source=source
+        )
 
     def _auto_chain(
         self, names: list[str], ngram: bool, min_conf: float, greedy: bool, context: int, hybrid: bool = False
