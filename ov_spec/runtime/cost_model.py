@@ -763,10 +763,12 @@ class AutoDraftLength:
     def update(self, outcome: PassOutcome) -> None:
         """After a pass: learn acceptance, the measured costs, and what exploring cost.
 
-        The cost tables were timed once, perhaps on a busier machine: the ratio of measured to
-        tabled verification time scales the verifier's table, the rest of a pass without drafts
-        is the loop's own overhead, and what remains of a pass with drafts scales the drafter's
-        cost (each an exponential average, bounded to 1/4..4x).
+        The cost tables were timed once, perhaps on a busier machine, and a pass in the loop can
+        cost more than it did timed alone: the ratio of measured to tabled verification time
+        scales the verifier's table per pass size (passes that kept the previous size; see
+        CostModel.pass_scale) and overall, a pass that changed size teaches the re-planning cost,
+        the rest of a pass without drafts is the loop's own overhead, and what remains of a pass
+        with drafts scales the drafter's cost (each an exponential average, bounded to 1/4..4x).
         """
         drafted, accepted, seconds = outcome.drafted, outcome.accepted, outcome.seconds
         emitted, verify_s, width = outcome.emitted, outcome.verify_s, outcome.scored
