@@ -616,17 +616,22 @@ def test_greedy_divergences_are_near_ties(near_tie_pipe):
     assert check["not_argmax"] == []
 
 
+def second_choice_too(draft_tokens, target_logits):
+    """A broken greedy verifier (the negative controls' bug): it also accepts a draft token that
+    is only the target's second choice."""
+    from ov_spec.runtime import verify
+
+    top2 = np.argsort(target_logits, axis=-1)[:, -2:]
+    n = 0
+    while n < len(draft_tokens) and draft_tokens[n] in top2[n]:
+        n += 1
+    return verify.Verdict(accepted=n, next_token=int(np.argmax(target_logits[n])))
+
+
 def test_a_broken_verifier_fails_the_near_tie_check(near_tie_pipe, monkeypatch):
     """Negative control: accepting a draft token that is only the target's 2nd choice diverges
     at a clear margin, so the check above can fail."""
     from ov_spec.runtime import verify
-
-    def second_choice_too(draft_tokens, target_logits):
-        top2 = np.argsort(target_logits, axis=-1)[:, -2:]
-        n = 0
-        while n < len(draft_tokens) and draft_tokens[n] in top2[n]:
-            n += 1
-        return verify.Verdict(accepted=n, next_token=int(np.argmax(target_logits[n])))
 
     monkeypatch.setattr(verify, "verify_greedy", second_choice_too)
     check = near_tie_check(near_tie_pipe, CHAT_PROMPTS, stop_at_clear_margin=True)

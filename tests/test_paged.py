@@ -107,14 +107,9 @@ def test_greedy_speculative_equals_paged_target_only_but_at_ties(pipe, tie_bound
 
 def test_a_broken_verifier_diverges_at_a_clear_margin(pipe, tie_bound, monkeypatch):
     """Negative control: accepting the target's second choice too breaks the check above."""
-    from ov_spec.runtime import verify
+    from test_gguf import second_choice_too
 
-    def second_choice_too(draft_tokens, target_logits):
-        top2 = np.argsort(target_logits, axis=-1)[:, -2:]
-        n = 0
-        while n < len(draft_tokens) and draft_tokens[n] in top2[n]:
-            n += 1
-        return verify.Verdict(accepted=n, next_token=int(np.argmax(target_logits[n])))
+    from ov_spec.runtime import verify
 
     monkeypatch.setattr(verify, "verify_greedy", second_choice_too)
     gaps = _divergence_gaps(pipe, 4)
