@@ -15,8 +15,9 @@ sequence, with the blocks in order, so:
   1-token pass (``scripts/paged_vs_stateful.py``). The multi-token pass is what speculation pays
   per verification.
 
-The cache is the plugin's (u8 on CPU by default for the paged graph, also for f16 models: it
-follows ``KV_CACHE_PRECISION``). Batch 1 only: MTAD's beam search needs the stateful IR.
+The cache precision is the plugin's choice, following ``KV_CACHE_PRECISION`` (measured here: u8
+for the int8 targets, bf16 for the fp16 large target). Batch 1 only: MTAD's beam search needs
+the stateful IR.
 """
 
 from __future__ import annotations

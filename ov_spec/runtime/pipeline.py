@@ -108,14 +108,18 @@ def _wants_paged(choice: str, device: str, props: Mapping[str, Any], name: str) 
     """``"paged"``, or ``"auto"`` on the CPU plugin: against the stateful IR on the same files
     (2-core AMD EPYC, interleaved in one process: scripts/rollback_ab.py) target-only decoding
     ran 1.05-1.13x and the default speculative decoding 1.12-1.45x faster on the four README
-    pairs; its rollback is
-    exact (mask's is not) and free (trim's copies the cache). The paged graph keeps its cache in
-    u8 or 16 bits: a model given an f32 cache stays stateful under ``"auto"``."""
+    pairs; its rollback is exact (mask's is not) and free (trim's copies the cache). The paged
+    graph keeps its cache in u8 or 16 bits: a model given an f32 cache stays stateful under
+    ``"auto"``. NPUW builds its own static graphs: no paged graph on NPU."""
     f32 = str(props.get("KV_CACHE_PRECISION", "")).lower() in ("f32", "float32")
     if choice == PAGED and f32:
         raise UserError(
             f"{name}: rollback 'paged' keeps the KV cache in u8 or f16, not f32; drop "
             "KV_CACHE_PRECISION=f32 or use rollback 'trim'"
+        )
+    if choice == PAGED and device.startswith("NPU"):
+        raise UserError(
+            f"{name}: rollback 'paged' needs a device with paged attention (CPU, GPU); use 'auto' on NPU"
         )
     return choice == PAGED or (choice == AUTO and device == "CPU" and not f32)
 
@@ -161,15 +165,10 @@ class SpeculativePipeline:
                 )
             where = self.placements[entry.name]
             choice = rollback if entry.level == 0 else draft_rollback
-            seq_axis = kv_sequence_axis(model)
+            seq_axis = kv_sequence_axis(model)  # (read before to_paged removes the cache variables)
             props = placement.compile_properties(where, MAX_DRAFT_TOKENS + 1)
             use_paged = _wants_paged(choice, where.device, props, entry.name)
             if use_paged:
-                if where.device.startswith("NPU"):
-                    raise UserError(
-                        f"{entry.name}: rollback 'paged' needs a device with paged attention (CPU, GPU); "
-                        "use 'auto' on NPU"
-                    )
                 paged.to_paged(model)
             elif not where.device.startswith("NPU"):  # NPUW builds its own static prefill/decode graphs
                 keep_last_logits(model)
