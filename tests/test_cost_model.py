@@ -432,3 +432,53 @@ def test_memoized_choices_are_kept_per_drafting_source():
     seq = list(range(50))
     assert cheap.choose(seq) > 0
     assert dear.choose(seq) == 0
+
+
+def _alternating_lookup_run(aware: bool, seed: int) -> tuple[float, float]:
+    """Prompt lookup finding a match every other pass, on a verifier whose 1-token passes run on
+    a graph of their own (true costs: 10 ms + 0.2 ms per position, 5 ms re-planning when a pass
+    with drafts differs in size from the last pass with drafts; decoding alone never re-plans).
+    ``aware``: the cost model knows it (CostModel.separate). Returns (true tokens/s, share of the
+    passes without a match that were padded) over the last 300 passes."""
+    target = table(0.010, 0.0002)
+    target.switch_s = [0.005, 0.005]
+    model = cm.CostModel(lambda name: target, separate={"target"} if aware else ())
+    step = [0]
+    auto = cm.AutoDraftLength(
+        model, "target", "ngram", lambda ctx: (0.0, 0.0), greedy=True,
+        bucket=lambda seq: ("ngram", 3 if step[0] % 2 == 0 else 0, True),
+    )  # fmt: skip
+    rng = np.random.default_rng(seed)
+    seq, last_wide, tokens, seconds, padded = list(range(50)), 0, 0, 0.0, 0
+    for i in range(600):
+        step[0] = i
+        k = auto.choose(seq)
+        width = auto.width
+        emitted = 1 + (int(np.sum(np.cumprod(rng.random(k) < 0.6))) if k else 0)
+        verify_s = 0.010 + 0.0002 * width + (0.005 if width and width != last_wide else 0.0)
+        last_wide = width or last_wide
+        auto.update(
+            PassOutcome(
+                k, emitted - 1, seconds=verify_s + 1e-4, emitted=emitted, verify_s=verify_s, width=width
+            )
+        )
+        seq += [7] * emitted
+        if i >= 300:
+            tokens, seconds = tokens + emitted, seconds + verify_s + 1e-4
+            padded += i % 2 == 1 and width > 0
+    return tokens / seconds, padded / 150
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_separate_decode_graph_makes_decoding_alone_free_of_replanning(seed):
+    """With the 1-token passes on their own graph (ov_spec.runtime.paged), a pass without a match
+    re-plans nothing: the aware controller decodes it alone instead of padding it to the last
+    size, and is faster on the true costs. Negative control: the unaware one pads."""
+    aware, aware_padded = _alternating_lookup_run(True, seed)
+    unaware, unaware_padded = _alternating_lookup_run(False, seed)
+    assert aware_padded == 0.0 and unaware_padded > 0.9, (aware_padded, unaware_padded)
+    assert aware > 1.03 * unaware, (aware, unaware)
+    costs = cm.LevelCosts(verify=table(0.010, 0.0002).pass_costs(100, K + 1), rollback=0.0, draft_per_token=0.0,
+                          switch=0.005, separate=True)  # fmt: skip
+    alone = cm.tokens_per_second(np.full(K, 0.6), costs, K, current=4)[0]
+    assert alone == pytest.approx(1 / costs.verify[1])  # k = 0 after drafting: no re-planning charged

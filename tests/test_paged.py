@@ -127,6 +127,46 @@ def test_the_cache_grows_without_changing_a_token(trained_pipeline, pipe, monkey
     assert target._blocks > 2
 
 
+def _mixed_passes(lm, prompt: list[int]) -> list[np.ndarray]:
+    """Prefill, 1-token passes, a 4-token pass, a rollback into it, 1-token passes again."""
+    lm.reset()
+    out = [lm.forward(prompt), lm.forward([50])]
+    out.append(lm.forward([51, 52, 53, 54], n_logits=4))
+    lm.rollback(len(prompt) + 2)
+    out += [lm.forward([60]), lm.forward([61])]
+    lm.reset()
+    return out
+
+
+def test_one_token_passes_on_their_own_graph_share_the_cache(trained_pipeline, pipe):
+    """separate_decode (the default on CPU): the 1-token passes run on a second compiled copy
+    and read what the other wrote, bit for bit as on one graph. Negative control: a decode copy
+    with a cache of its own sees none of the prompt."""
+    import openvino as ov
+
+    target = pipe.models["target"]
+    assert target.separate_decode and pipe._passes_mode("target") == "paged+decode"
+    single = ov_spec.load(
+        trained_pipeline, rollback="paged", separate_decode=False,
+        property_overrides=["target.INFERENCE_PRECISION_HINT=f32"],
+    )  # fmt: skip
+    assert not single.models["target"].separate_decode and single._passes_mode("target") == "paged"
+    prompt = pipe.tokenizer.encode(CODE_PROMPTS[2])
+    want = _mixed_passes(single.models["target"], prompt)
+    got = _mixed_passes(target, prompt)
+    assert all(np.array_equal(a, b) for a, b in zip(want, got))
+    decode = target._decode[0]
+    for port in target._caches:
+        decode.set_tensor(
+            port.any_name, ov.Tensor(port.get_element_type(), decode.get_tensor(port.any_name).shape)
+        )
+    try:
+        broken = _mixed_passes(target, prompt)
+        assert not np.allclose(broken[1], want[1], atol=1e-3)
+    finally:
+        target._grow(target._blocks)  # both requests on one set of cache tensors again
+
+
 def test_mtad_needs_the_stateful_draft(trained_pipeline):
     both = ov_spec.load(trained_pipeline, rollback="paged", draft_rollback="paged")
     with pytest.raises(UserError, match="MTAD's beam search needs the stateful model"):

@@ -39,7 +39,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,7 @@ GUARD_DECAY = 0.95
 GUARD_MIN = 6.0  # (decayed) passes each side needs before the check judges
 GUARD_PROBE = 16  # while the baseline is unmeasured or close, one drafting choice in 16 decodes alone
 GUARD_CLEAR = 1.3  # drafting this much faster than decoding alone needs no more probing
+FORGET = 0.05  # per 8 passes decoded alone: what drafting passes taught fades by this share
 COSTS_EVERY = 8  # a controller re-derives its costs after this many passes were learned from
 HYBRID_SKIP = 8  # HybridLength: the draft model's choice is re-asked at least every 9th pass
 
@@ -348,6 +349,9 @@ class LevelCosts:
     # the same for runs of passes without drafts (CostModel.alone_run): how soon a level that
     # stops drafting (prompt lookup found nothing) drafts again, paying the re-planning back
     alone_horizon: float = SWITCH_HORIZON
+    # 1-token passes run on a graph of their own (CostModel.separate): k = 0 re-plans nothing, and
+    # ``current`` in tokens_per_second is the verification graph's last size
+    separate: bool = False
     context: int = 0  # the cached tokens these costs are for (update() re-reads the table there)
 
 
@@ -359,7 +363,8 @@ def tokens_per_second(
     ``current`` is the k of the verifier's last pass: every other k pays the re-planning of a new
     pass size, spread over the ``costs.horizon`` passes it is expected to be kept for; k = 0 after
     a drafting pass pays it twice (leaving the size and coming back when drafting resumes), spread
-    over the measured run without drafts (``costs.alone_horizon``).
+    over the measured run without drafts (``costs.alone_horizon``). With a separate decode graph
+    (``costs.separate``) k = 0 pays nothing and ``current`` is the last verification pass's k.
     ``padded``: every pass is padded to ``k_max`` draft positions (the last pass's size, so no
     re-planning; the filler's rows are cut off unverified).
     """
@@ -373,7 +378,9 @@ def tokens_per_second(
     )
     if current is not None and costs.switch > 0 and not padded:
         switched = (k != current) * (costs.switch / costs.horizon)
-        if current:  # decoding alone for a while: leaving the size now and coming back to it
+        if costs.separate:  # decoding alone runs on its own graph
+            switched[0] = 0.0
+        elif current:  # decoding alone for a while: leaving the size now and coming back to it
             switched[0] = 2 * costs.switch / costs.alone_horizon
         seconds = seconds + switched
     return (expected + 1.0) / seconds
@@ -394,8 +401,12 @@ class CostModel:
         tables: Callable[[str], CostTable],
         priors: Mapping[tuple[str, str], float] | None = None,
         k_max: int = MAX_DRAFT_TOKENS,
+        separate: Collection[str] = (),
     ) -> None:
+        """``separate``: the verifiers whose 1-token passes run on a graph of their own
+        (``ov_spec.runtime.paged``): decoding alone then never re-plans their verification graph."""
         self._table_of = tables
+        self.separate = frozenset(separate)
         self._tables: dict[str, CostTable] = {}
         self.priors = dict(priors or {})
         self.k_max = k_max
@@ -406,6 +417,7 @@ class CostModel:
         # a pass of that size that kept the previous pass's size}. In the loop a larger pass can
         # cost more than it did in isolation: on the 6.8M tiny pair, 4-token passes of prompt
         # lookup took 1.5 ms and 1-token passes 1.0 ms, where the table said 1.1 and 0.9 ms.
+        # While no drafting pass runs, the sizes drift back to the overall scale (forget_drafting).
         self.size_scale: dict[tuple[str, str | None], dict[int, float]] = {}
         # verifier -> measured / tabled re-planning cost, from the passes that changed size (in
         # the loop, 1.2-1.5 ms on that pair's 1 ms passes)
@@ -433,8 +445,11 @@ class CostModel:
         m[2] = GUARD_DECAY * m[2] + 1.0
 
     def record_size(self, verifier: str, width: int) -> None:
-        """Count a pass of ``width`` draft positions; a change of size ends a run."""
+        """Count a pass of ``width`` draft positions; a change of size ends a run (with a separate
+        decode graph, only the verification graph's sizes make runs)."""
         self.version += 1
+        if width == 0 and verifier in self.separate:
+            return
         run = self._runs.setdefault(verifier, [width, 0])
         if run[0] != width:
             old = self.run_length.get(verifier, SWITCH_HORIZON)
@@ -464,6 +479,20 @@ class CostModel:
         key = (verifier, None if t == 1 else drafter)
         sizes = self.size_scale.setdefault(key, {})
         sizes[t] = _ema(sizes.get(t, self.scale.get(verifier, 1.0)), ratio, weight)
+
+    def forget_drafting(self, verifier: str, share: float = FORGET) -> None:
+        """Move what passes with drafts taught (each size's factor, the re-planning's) ``share`` of
+        the way to the verifier's overall scale, which decoding alone keeps measuring; called per
+        8 passes decoded alone. What drafting measured is only re-measured by drafting: a slow
+        spell of the machine during a few drafting passes would otherwise keep drafting off for
+        good (seen: prompt lookup stopped after one request of SmolLM2 on code prompts)."""
+        overall = self.scale.get(verifier, 1.0)
+        for (name, drafter), sizes in self.size_scale.items():
+            if name == verifier and drafter is not None:
+                for t in sizes:
+                    sizes[t] += share * (overall - sizes[t])
+        if verifier in self.switch_scale:
+            self.switch_scale[verifier] += share * (overall - self.switch_scale[verifier])
 
     def knows_pass(self, verifier: str, drafter: str | None, t: int) -> bool:
         """Whether a steady pass of ``t`` tokens has been measured (see :meth:`learn_pass`)."""
@@ -570,12 +599,14 @@ class AutoDraftLength:
         # (memo key, state, acceptance epoch) -> choice: in the cost model, so kept across
         # requests (the key holds all the choice rests on)
         self._memo = model.memo.setdefault((verifier, source or drafter, greedy), {})
+        self._separate = verifier in model.separate
         self.reset()
 
     def reset(self) -> None:
         self.k = 0  # the draft length chosen last
         self.width = 0  # draft positions the next pass scores (k, or the kept size; see _keep_size)
-        self.last_drafted = 0  # tokens the last pass drafted: the next choice prefers to keep its size
+        self.last_drafted = 0  # draft positions of the last pass: the next choice prefers to keep its size
+        self.last_wide = 0  # ... of the last pass that drafted (the verification graph's size)
         self._prev_full = False
         self._state: Any = None
         self._last_bucket: tuple[str, int, bool] = ("ngram", 1, True)  # prompt lookup's last match
@@ -619,12 +650,13 @@ class AutoDraftLength:
             switch=table.switch_cost(context) * model.switch_scale.get(self.verifier, scale),
             horizon=model.run_length.get(self.verifier, SWITCH_HORIZON),
             alone_horizon=model.alone_run.get(self.verifier, SWITCH_HORIZON),
+            separate=self._separate,
             context=context,
         )
 
     def rates(self, context: int, state: Any, optimistic: bool = False) -> np.ndarray:
         acc = self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, state)
-        return tokens_per_second(acc.hazards(optimistic), self.costs(context), self.k_max, self.last_drafted)
+        return tokens_per_second(acc.hazards(optimistic), self.costs(context), self.k_max, self._current)
 
     def rate(self, context: int, optimistic: bool = False) -> float:
         """This level's best predicted tokens/s at ``context`` (for the level above's choice);
@@ -668,10 +700,22 @@ class AutoDraftLength:
         self._remember(key, Choice(0, choice.base, choice.base, choice.costs) if choice.explore else choice)
         return self._use(self._guard(choice))
 
+    @property
+    def _current(self) -> int:
+        """The pass size a new pass re-plans from: the last pass's, or with a separate decode
+        graph (CostModel.separate) the last verification pass's."""
+        return self.last_wide if self._separate else self.last_drafted
+
+    def saw(self, width: int) -> None:
+        """The verifier ran a pass with ``width`` draft positions (this controller's or another's)."""
+        self.last_drafted = width
+        if width:
+            self.last_wide = width
+
     def _memo_key(self, context: int) -> tuple[int, int, int]:
         """What a memoized choice rests on besides acceptance: the context (per MEMO_TOKENS), the
         last pass size, and what was learned (re-derived after MEMO_PASSES learned passes)."""
-        return (context // MEMO_TOKENS, self.last_drafted, self.cost_model.version // MEMO_PASSES)
+        return (context // MEMO_TOKENS, self._current, self.cost_model.version // MEMO_PASSES)
 
     def _remember(self, key: tuple, choice: Choice) -> None:
         if len(self._memo) > 512:  # old contexts and epochs: never asked again
@@ -716,12 +760,12 @@ class AutoDraftLength:
             choice = self._keep_size(Choice(0, base, base, costs))
             self._remember((self._memo_key(context), None), choice)
             return choice
-        rates = tokens_per_second(acc.hazards(), costs, self.k_max, self.last_drafted)
+        rates = tokens_per_second(acc.hazards(), costs, self.k_max, self._current)
         k = best_k(rates)
         choice = self._keep_size(Choice(k, float(rates[k]), base, costs), acc.hazards())
         decode_s, lost_s = self.cost_model.budget(self.verifier, self.drafter)
         if choice.k == 0 and lost_s < EXPLORE_SHARE * decode_s:
-            hopeful = tokens_per_second(acc.hazards(optimistic=True), costs, self.k_max, self.last_drafted)
+            hopeful = tokens_per_second(acc.hazards(optimistic=True), costs, self.k_max, self._current)
             k_up = best_k(hopeful)
             # What one try may lose: its time beyond what its tokens would cost the verifier alone.
             loss = (k_up + 1) * (1.0 / rates[k_up] - 1.0 / base) if k_up else 0.0
@@ -737,7 +781,7 @@ class AutoDraftLength:
         k up to the last size; without them only drafting nothing (k = 0) is weighed. (A run
         without drafts pays the re-planning twice, see tokens_per_second: on the tiny pair prompt
         lookup often finds nothing for one pass only.)"""
-        last, costs = self.last_drafted, choice.costs
+        last, costs = self._current, choice.costs
         if not last or costs is None or costs.switch <= 0 or choice.k >= last:
             return choice
         if h is None:
@@ -782,8 +826,9 @@ class AutoDraftLength:
         if seconds > 0:
             model.record(self.verifier, self.drafter if drafted else None, width, seconds, emitted or 1)
         # A pass of another size than the one before paid the re-planning.
-        switched = width != self.last_drafted
-        self.last_drafted = width
+        # (with a separate decode graph a pass without drafts runs on its own graph of one size)
+        switched = width != self._current if width or not self._separate else False
+        self.saw(width)
         costs = choice.costs
         tabled = tabled_switch = 0.0  # the table's (unscaled) time of this pass and its re-planning
         if costs is not None:
@@ -806,6 +851,7 @@ class AutoDraftLength:
                     ratio = pending[1] / pending[2]
                     model.scale[self.verifier] = _ema(model.scale.get(self.verifier, 1.0), ratio, 0.3)
                     model.learn_pass(self.verifier, None, 1, ratio, 0.3)
+                    model.forget_drafting(self.verifier)
                     old = model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S)
                     rest = (pending[0] - pending[1]) / pending[3]
                     model.overhead[self.verifier] = max(0.7 * old + 0.3 * rest, 0.0)
@@ -925,4 +971,4 @@ class HybridLength:
     def update(self, outcome: PassOutcome) -> None:
         self._active.update(outcome)
         for controller in (self.lookup, self.draft):  # one verifier: the pass size is shared
-            controller.last_drafted = outcome.scored
+            controller.saw(outcome.scored)

@@ -76,6 +76,7 @@ def load(
     property_overrides: Sequence[str] = (),
     rollback: str = DEFAULT_ROLLBACK,
     draft_rollback: str = DEFAULT_DRAFT_ROLLBACK,
+    separate_decode: bool = True,
 ) -> SpeculativePipeline:
     """Load an exported pipeline folder (``ov_spec.json`` + one sub-folder per model).
 
@@ -87,10 +88,15 @@ def load(
     target-only decoding even at near-ties; see :mod:`ov_spec.runtime.stateful`); ``draft_rollback`` that of
     every model below it (default ``"mask"``: a draft only proposes, so the last bits of its
     logits never change the output, and ``trim``'s cache copies would cost more than its passes).
+    ``separate_decode`` (paged CPU targets): compile the target a second time for its 1-token
+    passes, so that decoding alone between verification passes makes the CPU plugin re-plan
+    neither graph; it costs a second compile and a second set of the plugin's buffers (about
+    2 s and 50 MB for SmolLM2-135M int8).
     """
     return SpeculativePipeline(
-        Path(folder), devices, device_overrides, property_overrides, rollback, draft_rollback
-    )
+        Path(folder), devices, device_overrides, property_overrides, rollback, draft_rollback,
+        separate_decode,
+    )  # fmt: skip
 
 
 def _check_rollback(choice: str) -> None:
@@ -135,6 +141,7 @@ class SpeculativePipeline:
         property_overrides: Sequence[str] = (),
         rollback: str = DEFAULT_ROLLBACK,
         draft_rollback: str = DEFAULT_DRAFT_ROLLBACK,
+        separate_decode: bool = True,
     ) -> None:
         self.folder = folder
         self.manifest = Manifest.read(folder)
@@ -179,12 +186,17 @@ class SpeculativePipeline:
             token_map, width = _token_map(folder, entry)  # a pruned-vocabulary draft head, else None
             common = dict(max_context=self.manifest.max_context, token_map=token_map, vocab_size=width)
             if use_paged:
-                self.models[entry.name] = paged.PagedLM(compiled, entry.name, **common)
+                # (the re-planning a second copy avoids is the CPU plugin's: see ov_spec.runtime.paged)
+                decode = None
+                if separate_decode and entry.level == 0 and where.device.startswith("CPU"):
+                    decode = placement.compile_model(self.core, model, entry.name, where, props)
+                self.models[entry.name] = paged.PagedLM(compiled, entry.name, decode=decode, **common)
             else:
                 mode = _rollback_mode(choice, compiled)
                 self.models[entry.name] = StatefulLM(compiled, seq_axis, entry.name, mode, **common)
         self.vocab_size = self.models[names[0]].vocab_size
-        self.costs = costs.CostModel(self._cost_table, costs.preview_priors(self.manifest))
+        separate = {n for n, m in self.models.items() if isinstance(m, paged.PagedLM) and m.separate_decode}
+        self.costs = costs.CostModel(self._cost_table, costs.preview_priors(self.manifest), separate=separate)
         self._calibrating = 0.0  # seconds the current call spent timing models
 
     def _cost_table(self, name: str) -> costs.CostTable:
@@ -196,7 +208,7 @@ class SpeculativePipeline:
             device_name = where.device
         key = costs.cost_key(
             self.folder, self.manifest.model(name).path, where.device, device_name,
-            self.compile_props[name], self.models[name].rollback_mode,
+            self.compile_props[name], self._passes_mode(name),
         )  # fmt: skip
         table = costs.load_table(self.folder, name, key)
         if table is None:
@@ -205,6 +217,12 @@ class SpeculativePipeline:
             costs.save_table(self.folder, name, table)
             self._calibrating += table.seconds
         return table
+
+    def _passes_mode(self, name: str) -> str:
+        """The rollback mode, and whether 1-token passes have their own graph (both change the costs)."""
+        model = self.models[name]
+        separate = isinstance(model, paged.PagedLM) and model.separate_decode
+        return model.rollback_mode + ("+decode" if separate else "")
 
     def calibrate(self, models: Sequence[str] | None = None) -> dict[str, costs.CostTable]:
         """Time (or load from the disk cache) the step costs ``draft_tokens="auto"`` needs.

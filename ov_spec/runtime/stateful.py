@@ -31,6 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import openvino as ov
@@ -308,11 +309,12 @@ class StatefulLM:
         # zero-copy and stay alive until wait() returns (and the next call replaces them).
         # Each input is set as a tensor over our own buffer (zero-copy): start_async(dict) would
         # run OpenVINO's Python data dispatcher, measured at ~45 us of a 0.4 ms call here.
+        request, ports, logits_port = self._request_for(tokens)
         for name, array in feed.items():
-            self.request.set_tensor(self._ports[name], ov.Tensor(array, shared_memory=True))
-        self.request.start_async()
-        self.request.wait()
-        logits = self._last_rows(self.request.get_tensor(self._logits).data, n_logits)
+            request.set_tensor(ports[name], ov.Tensor(array, shared_memory=True))
+        request.start_async()
+        request.wait()
+        logits = self._last_rows(request.get_tensor(logits_port).data, n_logits)
         if self.token_map is not None:  # pruned head: back to token ids, -inf where no row was kept
             full = np.full((*logits.shape[:-1], self.vocab_size), -np.inf, dtype=np.float32)
             full[..., self.token_map] = logits
@@ -324,6 +326,11 @@ class StatefulLM:
         self.stats.tokens_fed += tokens
         self.stats.infer_s += elapsed
         return logits
+
+    def _request_for(self, tokens: int) -> tuple[ov.InferRequest, dict[str, Any], Any]:
+        """The infer request a pass over ``tokens`` tokens runs on, its input ports by name and
+        its logits output (one request here; see PagedLM)."""
+        return self.request, self._ports, self._logits
 
     @staticmethod
     def _last_rows(logits: np.ndarray, n: int) -> np.ndarray:

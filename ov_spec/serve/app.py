@@ -53,6 +53,7 @@ class ServeConfig:
     device_overrides: list[str] = field(default_factory=list)
     property_overrides: list[str] = field(default_factory=list)
     rollback: str | None = None  # None: the runtime's default
+    separate_decode: bool = True  # a paged CPU target's 1-token passes on a compiled copy of their own
     workers: int = 1
     max_queue: int = DEFAULT_MAX_QUEUE
     timeout_s: float = DEFAULT_TIMEOUT_S
@@ -95,6 +96,7 @@ class Service:
             devices=c.devices,
             device_overrides=c.device_overrides,
             property_overrides=c.property_overrides,
+            separate_decode=c.separate_decode,
             **extra,
         )
         calibrate = getattr(pipe, "calibrate", None)  # the step costs draft_tokens="auto" needs
