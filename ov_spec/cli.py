@@ -55,5 +55,6 @@ def add_placement_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compile a paged CPU target once: its 1-token passes then share the verification "
         "graph, which the CPU plugin re-plans at every change of pass size (default: a second "
-        "copy for them, about 2 s and 50 MB more for a 135M model)",
+        "copy for them when the target has 32 MB of weights or more; about 2 s and 50 MB more "
+        "for a 135M model)",
     )

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         property_overrides=args.property,
         rollback=args.rollback,
         draft_rollback=args.draft_rollback,
-        separate_decode=not args.one_graph,
+        separate_decode=False if args.one_graph else None,
     )
     options = dict(
         max_new_tokens=args.max_new_tokens,

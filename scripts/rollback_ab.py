@@ -1,8 +1,10 @@
 """Target-only and default decoding under each target rollback, interleaved in one process.
 
     python scripts/rollback_ab.py PIPELINE [--rollback mask,paged] [--rounds 8] [--prompts FILE | --chat]
+    python scripts/rollback_ab.py PIPELINE --rollback paged/one-graph,paged --chat
 
-One pipeline per rollback (``ov_spec.load(PIPELINE, rollback=...)``), each warmed up on the
+One pipeline per rollback (``ov_spec.load(PIPELINE, rollback=...)``; ``paged/one-graph``: with
+``separate_decode=False``), each warmed up on the
 prompts twice; then, per round and prompt, every configuration generates once, in alternating
 order, so a slow spell of a shared machine hits all of them alike. Prints each configuration's
 median tokens/s and the median over rounds of its ratio to the first rollback's target-only
@@ -33,7 +35,14 @@ def main() -> None:
     args = p.parse_args()
     prompts = list(CHAT_PROMPTS) if args.chat else [x.text for x in load_prompts(args.prompts, 4)]
     rollbacks = args.rollback.split(",")
-    pipes = {r: ov_spec.load(args.pipeline, rollback=r) for r in rollbacks}
+    pipes = {
+        r: ov_spec.load(
+            args.pipeline,
+            rollback=r.split("/")[0],
+            separate_decode=not r.endswith("/one-graph"),
+        )
+        for r in rollbacks
+    }
     configs = [(r, mode) for r in rollbacks for mode in ("target-only", "default")]
 
     def run(config: tuple[str, str], prompt: str) -> tuple[int, float]:

@@ -13,7 +13,7 @@ import pytest
 
 import ov_spec
 from ov_spec.errors import UserError
-from ov_spec.runtime import paged
+from ov_spec.runtime import paged, pipeline
 
 CODE_PROMPTS = [
     "def read_config(path):\n",
@@ -25,10 +25,12 @@ CODE_PROMPTS = [
 @pytest.fixture(scope="module")
 def pipe(trained_pipeline):
     """f32 arithmetic (in bf16 the pass-vs-steps noise is ~0.1 logits, more than many of this
-    small model's top-2 gaps) over the default u8 KV cache."""
+    small model's top-2 gaps) over the default u8 KV cache; 1-token passes on their own graph
+    (the default for targets of 32 MB and more, forced for this 7 MB one)."""
     return ov_spec.load(
-        trained_pipeline, rollback="paged", property_overrides=["target.INFERENCE_PRECISION_HINT=f32"]
-    )
+        trained_pipeline, rollback="paged", property_overrides=["target.INFERENCE_PRECISION_HINT=f32"],
+        separate_decode=True,
+    )  # fmt: skip
 
 
 def test_the_target_runs_the_paged_graph(pipe):
@@ -117,10 +119,11 @@ def test_a_broken_verifier_diverges_at_a_clear_margin(pipe, tie_bound, monkeypat
 
 
 def test_the_cache_grows_without_changing_a_token(trained_pipeline, pipe, monkeypatch):
-    """A cache allocated for one block at first is doubled (copied) as the request goes on."""
+    """A cache allocated for one block at first is doubled (copied) as the request goes on, for
+    both of the target's graphs."""
     want = pipe.generate(CODE_PROMPTS[1], max_new_tokens=64, draft_tokens=4).token_ids
     monkeypatch.setattr(paged, "FIRST_BLOCKS_TOKENS", 1)
-    small = ov_spec.load(trained_pipeline, rollback="paged")
+    small = ov_spec.load(trained_pipeline, rollback="paged", separate_decode=True)
     target = small.models["target"]
     assert target._blocks == 1
     assert small.generate(CODE_PROMPTS[1], max_new_tokens=64, draft_tokens=4).token_ids == want
@@ -151,6 +154,9 @@ def test_one_token_passes_on_their_own_graph_share_the_cache(trained_pipeline, p
         property_overrides=["target.INFERENCE_PRECISION_HINT=f32"],
     )  # fmt: skip
     assert not single.models["target"].separate_decode and single._passes_mode("target") == "paged"
+    by_size = ov_spec.load(trained_pipeline, rollback="paged").models["target"]
+    assert not by_size.separate_decode  # the default: only for targets of 32 MB and more
+    assert pipeline._wants_separate_decode(None, pipeline.SEPARATE_DECODE_MIN_BYTES)
     prompt = pipe.tokenizer.encode(CODE_PROMPTS[2])
     want = _mixed_passes(single.models["target"], prompt)
     got = _mixed_passes(target, prompt)

@@ -50,6 +50,7 @@ from ov_spec.runtime.tokenizer import Tokenizer
 from ov_spec.runtime.verify import MtadRule, verify_lossless
 
 Streamer = Callable[[str], Any]  # receives text chunks; returning True stops the generation
+SEPARATE_DECODE_MIN_BYTES = 32 << 20  # see _wants_separate_decode
 DEFAULT_DRAFT_TOKENS = AUTO  # the cost model chooses (see ov_spec.runtime.cost_model)
 FALLBACK_DRAFT_TOKENS = 4  # the start of adaptive length and MTAD's beam depth under "auto"
 DRAFT_TOKEN_OVERHEAD_S = 3e-5  # Python work per drafted token besides the draft's pass (choose, append)
@@ -76,7 +77,7 @@ def load(
     property_overrides: Sequence[str] = (),
     rollback: str = DEFAULT_ROLLBACK,
     draft_rollback: str = DEFAULT_DRAFT_ROLLBACK,
-    separate_decode: bool = True,
+    separate_decode: bool | None = None,
 ) -> SpeculativePipeline:
     """Load an exported pipeline folder (``ov_spec.json`` + one sub-folder per model).
 
@@ -91,7 +92,8 @@ def load(
     ``separate_decode`` (paged CPU targets): compile the target a second time for its 1-token
     passes, so that decoding alone between verification passes makes the CPU plugin re-plan
     neither graph; it costs a second compile and a second set of the plugin's buffers (about
-    2 s and 50 MB for SmolLM2-135M int8).
+    2 s and 50 MB for SmolLM2-135M int8). Default (None): for targets of at least
+    ``SEPARATE_DECODE_MIN_BYTES`` of weights.
     """
     return SpeculativePipeline(
         Path(folder), devices, device_overrides, property_overrides, rollback, draft_rollback,
@@ -130,6 +132,15 @@ def _wants_paged(choice: str, device: str, props: Mapping[str, Any], name: str) 
     return choice == PAGED or (choice == AUTO and device == "CPU" and not f32)
 
 
+def _wants_separate_decode(choice: bool | None, size_bytes: int) -> bool:
+    """Whether a paged CPU target gets a second compiled copy for its 1-token passes (``None``:
+    by its size). Measured on the 2-core AMD EPYC, interleaved (scripts/rollback_ab.py
+    --rollback paged/one-graph,paged): the default on SmolLM2-135M int8 (138 MB) went from 0.83x
+    to 1.00x of target-only on chat prompts and from 1.12x to 1.45x on the shipped prompts; on
+    the 6.8M tiny pair (7 MB), whose passes take under a millisecond, it lost (1.31x to 1.15x)."""
+    return size_bytes >= SEPARATE_DECODE_MIN_BYTES if choice is None else choice
+
+
 class SpeculativePipeline:
     """A target and its draft levels, compiled on their devices, ready to generate."""
 
@@ -141,7 +152,7 @@ class SpeculativePipeline:
         property_overrides: Sequence[str] = (),
         rollback: str = DEFAULT_ROLLBACK,
         draft_rollback: str = DEFAULT_DRAFT_ROLLBACK,
-        separate_decode: bool = True,
+        separate_decode: bool | None = None,
     ) -> None:
         self.folder = folder
         self.manifest = Manifest.read(folder)
@@ -188,7 +199,11 @@ class SpeculativePipeline:
             if use_paged:
                 # (the re-planning a second copy avoids is the CPU plugin's: see ov_spec.runtime.paged)
                 decode = None
-                if separate_decode and entry.level == 0 and where.device.startswith("CPU"):
+                if (
+                    entry.level == 0
+                    and where.device.startswith("CPU")
+                    and _wants_separate_decode(separate_decode, entry.size_bytes)
+                ):
                     decode = placement.compile_model(self.core, model, entry.name, where, props)
                 self.models[entry.name] = paged.PagedLM(compiled, entry.name, decode=decode, **common)
             else:

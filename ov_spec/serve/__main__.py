@@ -82,7 +82,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         device_overrides=args.device,
         property_overrides=args.property,
         rollback=args.rollback,
-        separate_decode=not args.one_graph,
+        separate_decode=False if args.one_graph else None,
         workers=args.workers,
         max_queue=args.max_queue,
         timeout_s=args.timeout,

@@ -53,7 +53,7 @@ class ServeConfig:
     device_overrides: list[str] = field(default_factory=list)
     property_overrides: list[str] = field(default_factory=list)
     rollback: str | None = None  # None: the runtime's default
-    separate_decode: bool = True  # a paged CPU target's 1-token passes on a compiled copy of their own
+    separate_decode: bool | None = None  # see ov_spec.load (None: the runtime's default)
     workers: int = 1
     max_queue: int = DEFAULT_MAX_QUEUE
     timeout_s: float = DEFAULT_TIMEOUT_S
