@@ -12,7 +12,9 @@
 #                 its own int4_sym weights as self-draft
 #   smollm2-wide  real shapes: the 481M widening of SmolLM2 as int8_asym target, SmolLM2 int4_sym as draft
 #                 (export/recipes/smollm2-wide.toml)
-# Prompts: the shipped set (code and prose) for the SmolLM2 pairs, held-out code for the tiny pairs.
+# Prompts: the shipped set (code and prose) for the SmolLM2 pairs, held-out code for the tiny pairs;
+# smollm2-chat is the smollm2 pipeline on 8 chat prompts (the demo's 4 and 4 more), rendered with the
+# model's chat template into the prompt text, so both engines see the same tokens.
 # Per pipeline: ov_spec target-only, the default (draft_tokens="auto") for each chain and for prompt
 # lookup, fixed k 2/4/8, openvino.genai target-only, draft model and prompt lookup at the same k.
 # Then scripts/readme_table.py prints the README rows from the results.
@@ -42,13 +44,35 @@ starts = [text.index("\n", i * 20_000) + 1 for i in range(8)]
 json.dump([text[s : s + 220] for s in starts], open(sys.argv[1], "w"), indent=1)
 PYEOF
 
+CHAT="$OUT/chat_prompts.json"
+"$PY" - "$CHAT" "$OUT/pipelines/smollm2" <<'PYEOF'
+import json, sys
+from pathlib import Path
+import openvino as ov
+from ov_spec.demo import CHAT_PROMPTS
+from ov_spec.manifest import Manifest
+from ov_spec.runtime.tokenizer import Tokenizer
+folder = Path(sys.argv[2])
+manifest = Manifest.read(folder)
+tok = Tokenizer(ov.Core(), folder / manifest.tokenizer["path"], manifest.tokenizer)
+more = [
+    "Summarize the plot of Romeo and Juliet in two sentences.",
+    "Explain what a hash table is to a beginner.",
+    "Translate to French: The cat is sleeping on the warm windowsill.",
+    "What are the benefits of regular exercise?",
+]
+texts = [tok.apply_chat_template([{"role": "user", "content": m}]) for m in [*CHAT_PROMPTS, *more]]
+json.dump(texts, open(sys.argv[1], "w"), indent=1)
+PYEOF
+
 common=(--num-prompts ${NUM_PROMPTS:-4} --max-new-tokens ${MAX_NEW_TOKENS:-48} --repeats ${REPEATS:-2}
     --k 2,4,8 --no-adaptive --min-confidence none --genai-confidence none --genai-backends PA
     --no-speed-model --no-rollback-study --no-perplexity --no-plots)
-for name in ${PIPES:-tiny large smollm2 smollm2-wide}; do
-    prompts=()
+for name in ${PIPES:-tiny large smollm2 smollm2-chat smollm2-wide}; do
+    prompts=() pipeline=$name
     [[ $name == tiny || $name == large ]] && prompts=(--prompts "$HELDOUT")
-    "$PY" -m ov_spec.bench "$OUT/pipelines/$name" --output "$OUT/$name" --chains target pairs cascade \
+    [[ $name == smollm2-chat ]] && prompts=(--prompts "$CHAT" --num-prompts 8) pipeline=smollm2
+    "$PY" -m ov_spec.bench "$OUT/pipelines/$pipeline" --output "$OUT/$name" --chains target pairs cascade \
         "${common[@]}" "${prompts[@]}" "$@"
 done
 "$PY" scripts/readme_table.py "$OUT"/*/results.json | tee "$OUT/readme_table.md"

@@ -48,8 +48,9 @@ def choices(greedy: list[dict]) -> dict[str, dict | None]:
     }
 
 
-def rows(results: dict[str, Any]) -> list[str]:
-    """Markdown rows for every variant in one results.json."""
+def rows(results: dict[str, Any], label: str = "") -> list[str]:
+    """Markdown rows for every variant in one results.json (``label``: its folder's name, shown
+    where it differs from the variant's, e.g. one pipeline on a second prompt set)."""
     out = []
     by_variant: dict[str, list[dict]] = {}
     for s in results["summaries"]:
@@ -81,7 +82,7 @@ def rows(results: dict[str, Any]) -> list[str]:
             return f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x" if a and b else "-"
 
         out.append(
-            f"| {variant} | {target['tokens_per_s']:.1f} | {default['tokens_per_s']:.1f} | {tps(fixed)} | "
+            f"| {variant if label in ('', variant) else f'{label} ({variant})'} | {target['tokens_per_s']:.1f} | {default['tokens_per_s']:.1f} | {tps(fixed)} | "
             f"{tps(g_target)} | {tps(g_best)} | {r(default, target)} | {r(default, fixed)} | {r(default, g_best)} | "
             f"{', '.join(chains)}, mean k {mean_k:.2f} | {pred:.1f} / {meas:.1f} |"
         )
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     lines = [HEADER]
     for path in args.results:
-        lines += rows(json.loads(path.read_text()))
+        lines += rows(json.loads(path.read_text()), path.parent.name)
     print("\n".join(lines))
     return 0
 

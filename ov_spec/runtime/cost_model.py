@@ -476,8 +476,7 @@ class CostModel:
 
     def learn_pass(self, verifier: str, drafter: str | None, t: int, ratio: float, weight: float) -> None:
         """One measured / tabled sample for a steady pass of ``t`` tokens (see :meth:`pass_scale`)."""
-        key = (verifier, None if t == 1 else drafter)
-        sizes = self.size_scale.setdefault(key, {})
+        sizes = self.size_scale.setdefault(_size_key(verifier, drafter, t), {})
         sizes[t] = _ema(sizes.get(t, self.scale.get(verifier, 1.0)), ratio, weight)
 
     def forget_drafting(self, verifier: str, share: float = FORGET) -> None:
@@ -496,7 +495,7 @@ class CostModel:
 
     def knows_pass(self, verifier: str, drafter: str | None, t: int) -> bool:
         """Whether a steady pass of ``t`` tokens has been measured (see :meth:`learn_pass`)."""
-        return t in self.size_scale.get((verifier, None if t == 1 else drafter), {})
+        return t in self.size_scale.get(_size_key(verifier, drafter, t), {})
 
     def measured_rate(self, verifier: str, drafter: str | None, width: int = 0) -> tuple[float, float]:
         """(tokens/s, decayed passes) measured for drafting with ``drafter`` at ``width`` (None:
@@ -526,6 +525,12 @@ class CostModel:
                 prior *= 0.8
             self.acceptance[key] = Acceptance(prior, self.k_max)
         return self.acceptance[key]
+
+
+def _size_key(verifier: str, drafter: str | None, t: int) -> tuple[str, str | None]:
+    """Where a pass of ``t`` tokens is learned (CostModel.size_scale): a 1-token pass is the
+    verifier decoding alone, whoever chose it; a larger one belongs to its drafter."""
+    return (verifier, None if t == 1 else drafter)
 
 
 def _ema(old: float, sample: float, weight: float = 0.1) -> float:
