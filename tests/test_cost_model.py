@@ -482,3 +482,50 @@ def test_a_separate_decode_graph_makes_decoding_alone_free_of_replanning(seed):
                           switch=0.005, separate=True)  # fmt: skip
     alone = cm.tokens_per_second(np.full(K, 0.6), costs, K, current=4)[0]
     assert alone == pytest.approx(1 / costs.verify[1])  # k = 0 after drafting: no re-planning charged
+
+
+def test_a_pass_size_measured_long_ago_fades_back_to_the_overall_scale():
+    """A size measured 4x slower in a slow spell, never re-measured since (drafting stopped), fades
+    back while decoding alone keeps measuring the verifier; a size in use keeps what it measured
+    (negative control: on the tiny pair fading sizes in use cost a third of the speedup)."""
+    model = cm.CostModel(lambda name: table(0.010, 0.0002))
+    model.scale["target"] = 1.0
+    model.learn_pass("target", "draft", 5, 4.0, 1.0)
+    model.learn_pass("target", "draft", 3, 1.5, 1.0)
+    assert model.pass_scale("target", "draft", 5)[5] == pytest.approx(4.0)
+    for _ in range(80):  # 640 passes decoded alone, in batches of 8; stale after 256
+        model.version += 8
+        model.learn_pass("target", "draft", 3, 1.5, 1.0)  # size 3 stays in use
+        model.forget_drafting("target")
+    scale = model.pass_scale("target", "draft", 5)
+    assert scale[5] < 1.5 and scale[3] == pytest.approx(1.5)
+
+
+def test_the_guard_judges_prompt_lookup_per_match_length_and_forgives_slowly():
+    """Drafting measured slow at a width after 1-token matches failed there does not refuse
+    3-token matches at that width (negative control: one measurement for every match length);
+    and a refusal weakens the measurement, so the width is tried again after some refusals."""
+    model = cm.CostModel(lambda name: table(0.010, 0.0002))
+    auto = cm.AutoDraftLength(model, "target", "ngram", lambda ctx: (0.0, 0.0), greedy=True,
+                              bucket=lambda seq: ("ngram", 1, True))  # fmt: skip
+    for _ in range(12):  # decoding alone: 100 tok/s; 1-token matches at width 4: 80 tok/s
+        model.record("target", None, 0, 0.010, 1)
+    auto._state = ("ngram", 1, True, False)
+    for _ in range(12):
+        model.record("target", auto._guard_name(), 4, 0.0125, 1)
+    drafting = cm.Choice(4, 200.0, 100.0, auto.costs(100))
+    model.budget("target", "ngram")[1] = 1.0  # no exploration budget left
+    assert auto._guard(drafting).guarded  # 1-token matches: refused
+    auto._state = ("ngram", 3, True, False)
+    assert not auto._guard(drafting).guarded  # 3-token matches: not judged by them
+    keyed = auto._guard_name
+    auto._guard_name = lambda: "ngram"  # the control: one measurement for all match lengths
+    model.measured[("target", "ngram", 4)] = list(model.measured[("target", "ngram@1", 4)])
+    assert auto._guard(drafting).guarded
+    auto._guard_name = keyed
+    auto._state = ("ngram", 1, True, False)
+    refusals = 0
+    while auto._guard(drafting).guarded:
+        refusals += 1
+        assert refusals < 200
+    assert refusals > 10

@@ -67,10 +67,12 @@ SWITCH_HORIZON = 8  # at most this many passes share a new size's re-planning co
 # The measured check on the prediction (AutoDraftLength._guard): tokens/s measured while drafting
 # against tokens/s measured decoding alone, each an average over ~20 recent passes.
 GUARD_DECAY = 0.95
+GUARD_WEAKEN = 0.99  # per refusal: the refusing measurement counts for this share of its passes
 GUARD_MIN = 6.0  # (decayed) passes each side needs before the check judges
 GUARD_PROBE = 16  # while the baseline is unmeasured or close, one drafting choice in 16 decodes alone
 GUARD_CLEAR = 1.3  # drafting this much faster than decoding alone needs no more probing
-FORGET = 0.05  # per 8 passes decoded alone: what drafting passes taught fades by this share
+FORGET = 0.05  # per 8 passes decoded alone: what drafting passes taught fades by this share ...
+STALE_PASSES = 256  # ... once this many passes went by without re-measuring it
 COSTS_EVERY = 8  # a controller re-derives its costs after this many passes were learned from
 HYBRID_SKIP = 8  # HybridLength: the draft model's choice is re-asked at least every 9th pass
 
@@ -432,6 +434,7 @@ class CostModel:
         self.alone_run: dict[str, float] = {}  # verifier -> the same for runs without drafts
         # (verifier, drafter or None = decoding alone, pass width) -> decayed [seconds, tokens, passes]
         self.measured: dict[tuple[str, str | None, int], list[float]] = {}
+        self._learned_at: dict[tuple[str, str | None, int], int] = {}  # (size key, t) -> version
         self.version = 0  # counts what was learned: a controller's costs are re-derived as it grows
         # (verifier, what drafts, greedy) -> that controller's memo of choices (AutoDraftLength.choose)
         self.memo: dict[tuple[str, str, bool], dict[tuple, Choice]] = {}
@@ -443,6 +446,12 @@ class CostModel:
         m[0] = GUARD_DECAY * m[0] + seconds
         m[1] = GUARD_DECAY * m[1] + tokens
         m[2] = GUARD_DECAY * m[2] + 1.0
+
+    def weaken(self, verifier: str, drafter: str, width: int, factor: float = GUARD_WEAKEN) -> None:
+        """Count the measurement of drafting at ``width`` as ``factor`` of the passes it was."""
+        m = self.measured.get((verifier, drafter, width))
+        if m is not None:
+            m[2] *= factor
 
     def record_size(self, verifier: str, width: int) -> None:
         """Count a pass of ``width`` draft positions; a change of size ends a run (with a separate
@@ -476,22 +485,26 @@ class CostModel:
 
     def learn_pass(self, verifier: str, drafter: str | None, t: int, ratio: float, weight: float) -> None:
         """One measured / tabled sample for a steady pass of ``t`` tokens (see :meth:`pass_scale`)."""
-        sizes = self.size_scale.setdefault(_size_key(verifier, drafter, t), {})
+        key = _size_key(verifier, drafter, t)
+        sizes = self.size_scale.setdefault(key, {})
+        self._learned_at[(*key, t)] = self.version
         sizes[t] = _ema(sizes.get(t, self.scale.get(verifier, 1.0)), ratio, weight)
 
     def forget_drafting(self, verifier: str, share: float = FORGET) -> None:
-        """Move what passes with drafts taught (each size's factor, the re-planning's) ``share`` of
-        the way to the verifier's overall scale, which decoding alone keeps measuring; called per
-        8 passes decoded alone. What drafting measured is only re-measured by drafting: a slow
-        spell of the machine during a few drafting passes would otherwise keep drafting off for
-        good (seen: prompt lookup stopped after one request of SmolLM2 on code prompts)."""
+        """Move each pass size's factor that drafting taught and no pass re-measured for
+        :data:`STALE_PASSES` passes ``share`` of the way to the verifier's overall scale, which
+        decoding alone keeps measuring; called per 8 passes decoded alone. A size is only
+        re-measured by drafting at it: a slow spell of the machine during a few drafting passes
+        could keep drafting off for good (seen once in four fresh pipelines: prompt lookup
+        stopped after the fourth request of SmolLM2 on the shipped prompts). Sizes in use are
+        left alone: on the tiny pair, where 4-token passes cost 1.5 ms in the loop against 1.1
+        tabled, fading them all made the default 0.88x of target-only instead of 1.19x."""
         overall = self.scale.get(verifier, 1.0)
         for (name, drafter), sizes in self.size_scale.items():
             if name == verifier and drafter is not None:
                 for t in sizes:
-                    sizes[t] += share * (overall - sizes[t])
-        if verifier in self.switch_scale:
-            self.switch_scale[verifier] += share * (overall - self.switch_scale[verifier])
+                    if self.version - self._learned_at.get((name, drafter, t), 0) > STALE_PASSES:
+                        sizes[t] += share * (overall - sizes[t])
 
     def knows_pass(self, verifier: str, drafter: str | None, t: int) -> bool:
         """Whether a steady pass of ``t`` tokens has been measured (see :meth:`learn_pass`)."""
@@ -705,6 +718,15 @@ class AutoDraftLength:
         self._remember(key, Choice(0, choice.base, choice.base, choice.costs) if choice.explore else choice)
         return self._use(self._guard(choice))
 
+    def _guard_name(self) -> str:
+        """What the guard measures drafting as: the drafter, and for prompt lookup the length of
+        the match. A width where 1-token matches failed says nothing of 3-token ones, which on
+        the same prompts were accepted 4-8 times as often (SmolLM2, the shipped and chat prompts)."""
+        state = self._state
+        if isinstance(state, tuple) and state and state[0] == "ngram":
+            return f"{self.drafter}@{state[1]}"
+        return self.drafter
+
     @property
     def _current(self) -> int:
         """The pass size a new pass re-plans from: the last pass's, or with a separate decode
@@ -740,13 +762,19 @@ class AutoDraftLength:
         if choice.k == 0 or choice.explore:
             return choice
         model = self.cost_model
-        drafting, passes = model.measured_rate(self.verifier, self.drafter, max(choice.k, choice.width))
+        width = max(choice.k, choice.width)
+        drafting, passes = model.measured_rate(self.verifier, self._guard_name(), width)
         alone, alone_passes = model.measured_rate(self.verifier, None)
         alone_choice = Choice(0, choice.base, choice.base, choice.costs)
         if passes >= GUARD_MIN and alone_passes >= GUARD_MIN and drafting < alone:
             decode_s, lost_s = model.budget(self.verifier, self.drafter)
             if lost_s < EXPLORE_SHARE * decode_s:
                 return Choice(choice.k, choice.rate, choice.base, choice.costs, explore=True)
+            # Each refusal weakens the measurement a little, so a width measured slow once (in a
+            # slow spell, or while the plugin compiled a new shape) is tried again after ~15
+            # refusals instead of only on the exploration budget (a prompt lookup width refused
+            # this way had stopped lookup for the rest of a run).
+            model.weaken(self.verifier, self._guard_name(), width)
             return replace(self._keep_size(alone_choice), guarded=True)
         if alone_passes < GUARD_MIN or drafting < GUARD_CLEAR * alone:
             self._probe += 1
@@ -829,7 +857,7 @@ class AutoDraftLength:
         model = self.cost_model
         model.record_size(self.verifier, width)
         if seconds > 0:
-            model.record(self.verifier, self.drafter if drafted else None, width, seconds, emitted or 1)
+            model.record(self.verifier, self._guard_name() if drafted else None, width, seconds, emitted or 1)
         # A pass of another size than the one before paid the re-planning.
         # (with a separate decode graph a pass without drafts runs on its own graph of one size)
         switched = width != self._current if width or not self._separate else False
@@ -966,6 +994,8 @@ class HybridLength:
             # Prompt lookup only when it drafts and expects more: with k = 0 both are the verifier alone.
             use_lookup = k_lookup > 0 and (k_draft == 0 or lookup.rate > draft.rate)
         self._active, idle = (self.lookup, self.draft) if use_lookup else (self.draft, self.lookup)
+        if idle._choice is not None and idle._choice.guarded:  # its guard sent the pass to the other
+            idle.guarded += 1
         idle._choice = None  # it did not run this pass: nothing to learn from it
         self.proposer.use_lookup = use_lookup
         self.lookup_passes += use_lookup
