@@ -17,10 +17,10 @@ sequence, with the blocks in order, so:
 
 * **1-token passes can run on their own compiled copy** (``decode``), sharing the cache tensors.
   The CPU plugin re-plans a graph whenever its input shape changes, so a pass after one of
-  another size costs more. On SmolLM2-135M int8 after 100 tokens, alternating 1- and 4-token
-  passes cost 12.5 and 12.8 ms on one compiled model against 8.6 and 11.5 ms each in runs of one
-  size. With the 1-token passes on a copy of their own they cost 8.7 and 8.9 ms
-  (``scripts/decode_graph.py``). Decoding alone between two verification passes, when prompt
+  another size costs more. On SmolLM2-135M int8 after 100 tokens, alternating 1- and 5-token
+  passes cost 14.4 and 15.1 ms on one compiled model, against 9.8-10.7 and 11.0-11.6 ms in runs
+  of one size. With the 1-token passes on a copy of their own they cost 10.3 and 10.8 ms
+  (``python scripts/decode_graph.py PIPELINE --rounds 30``). Decoding alone between two verification passes, when prompt
   lookup finds nothing or the cost model expects no gain, then re-plans nothing. The copy costs
   a second compile (about 2 s here) and about 50 MB of memory next to the 138 MB IR.
 
