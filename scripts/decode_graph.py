@@ -2,8 +2,8 @@
 
     python scripts/decode_graph.py PIPELINE [--tokens 5] [--context 100] [--rounds 40]
 
-Loads the pipeline's target twice in one process, as :class:`ov_spec.runtime.paged.PagedLM`: on one
-compiled model, and with its 1-token passes on a second compiled copy. After a ``--context``-token
+Loads the pipeline twice in one process (``ov_spec.load(..., separate_decode=False / True)``): its
+target on one compiled model, and with its 1-token passes on a second compiled copy. After a ``--context``-token
 prefill it runs, interleaved, passes in the patterns decoding produces: 1-token passes alone,
 ``--tokens``-token passes alone, and the two alternating (a verification pass, then decoding
 alone, as when prompt lookup finds nothing every other pass). Each pass is rolled back, so the
@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import ov_spec
-from ov_spec.runtime import paged
 
 PATTERNS = {"alone": "1111", "verify": "tttt", "alternating": "1t1t", "pairs": "11tt"}
 
@@ -30,22 +29,14 @@ def main() -> None:
     p.add_argument("--context", type=int, default=100)
     p.add_argument("--rounds", type=int, default=40)
     args = p.parse_args()
-    pipe = ov_spec.load(args.pipeline, separate_decode=False)
-    name = pipe.manifest.by_level()[0].name
-    target = pipe.models[name]
-    if not isinstance(target, paged.PagedLM):
-        raise SystemExit(f"{name} is not on the paged graph (a CPU target with rollback 'auto' or 'paged')")
-    model = pipe.core.read_model(pipe.folder / pipe.manifest.model(name).path / "openvino_model.xml")
-    paged.to_paged(model)
-    props = pipe.compile_props[name]
-    setups = {
-        "one graph": target,
-        "separate decode": paged.PagedLM(
-            pipe.core.compile_model(model, "CPU", props),
-            "separate",
-            decode=pipe.core.compile_model(model, "CPU", props),
-        ),
+    pipes = {
+        setup: ov_spec.load(args.pipeline, separate_decode=separate)
+        for setup, separate in (("one graph", False), ("separate decode", True))
     }
+    name = pipes["one graph"].manifest.by_level()[0].name
+    setups = {setup: pipe.models[name] for setup, pipe in pipes.items()}
+    if not setups["separate decode"].separate_decode:
+        raise SystemExit(f"{name} is not on the paged graph (a CPU target with rollback 'auto' or 'paged')")
     prompt = list(range(100, 100 + args.context))
     for lm in setups.values():
         lm.reset()

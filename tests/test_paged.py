@@ -142,9 +142,9 @@ def _mixed_passes(lm, prompt: list[int]) -> list[np.ndarray]:
 
 
 def test_one_token_passes_on_their_own_graph_share_the_cache(trained_pipeline, pipe):
-    """separate_decode (the default on CPU): the 1-token passes run on a second compiled copy
-    and read what the other wrote, bit for bit as on one graph. Negative control: a decode copy
-    with a cache of its own sees none of the prompt."""
+    """separate_decode (the default for paged CPU targets of 32 MB and more): the 1-token passes
+    run on a second compiled copy and read what the other wrote, bit for bit as on one graph.
+    Negative control: a decode copy with a cache of its own sees none of the prompt."""
     import openvino as ov
 
     target = pipe.models["target"]

@@ -419,7 +419,7 @@ class CostModel:
         # a pass of that size that kept the previous pass's size}. In the loop a larger pass can
         # cost more than it did in isolation: on the 6.8M tiny pair, 4-token passes of prompt
         # lookup took 1.5 ms and 1-token passes 1.0 ms, where the table said 1.1 and 0.9 ms.
-        # While no drafting pass runs, the sizes drift back to the overall scale (forget_drafting).
+        # A size no pass re-measured for a while drifts back to the overall scale (forget_drafting).
         self.size_scale: dict[tuple[str, str | None], dict[int, float]] = {}
         # verifier -> measured / tabled re-planning cost, from the passes that changed size (in
         # the loop, 1.2-1.5 ms on that pair's 1 ms passes)
@@ -495,8 +495,8 @@ class CostModel:
         :data:`STALE_PASSES` passes ``share`` of the way to the verifier's overall scale, which
         decoding alone keeps measuring; called per 8 passes decoded alone. A size is only
         re-measured by drafting at it: a slow spell of the machine during a few drafting passes
-        could keep drafting off for good (seen once in four fresh pipelines: prompt lookup
-        stopped after the fourth request of SmolLM2 on the shipped prompts). Sizes in use are
+        could otherwise keep drafting at that size off for good. (Prompt lookup stopping for the
+        rest of a run on SmolLM2 had another cause, the guard: see _guard_name.) Sizes in use are
         left alone: on the tiny pair, where 4-token passes cost 1.5 ms in the loop against 1.1
         tabled, fading them all made the default 0.88x of target-only instead of 1.19x."""
         overall = self.scale.get(verifier, 1.0)

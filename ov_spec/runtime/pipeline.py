@@ -210,7 +210,7 @@ class SpeculativePipeline:
                 mode = _rollback_mode(choice, compiled)
                 self.models[entry.name] = StatefulLM(compiled, seq_axis, entry.name, mode, **common)
         self.vocab_size = self.models[names[0]].vocab_size
-        separate = {n for n, m in self.models.items() if isinstance(m, paged.PagedLM) and m.separate_decode}
+        separate = {n for n, m in self.models.items() if m.separate_decode}
         self.costs = costs.CostModel(self._cost_table, costs.preview_priors(self.manifest), separate=separate)
         self._calibrating = 0.0  # seconds the current call spent timing models
 
@@ -236,8 +236,7 @@ class SpeculativePipeline:
     def _passes_mode(self, name: str) -> str:
         """The rollback mode, and whether 1-token passes have their own graph (both change the costs)."""
         model = self.models[name]
-        separate = isinstance(model, paged.PagedLM) and model.separate_decode
-        return model.rollback_mode + ("+decode" if separate else "")
+        return model.rollback_mode + ("+decode" if model.separate_decode else "")
 
     def calibrate(self, models: Sequence[str] | None = None) -> dict[str, costs.CostTable]:
         """Time (or load from the disk cache) the step costs ``draft_tokens="auto"`` needs.

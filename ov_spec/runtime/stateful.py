@@ -163,6 +163,11 @@ class StatefulLM:
         return self._mask_buf[: self._mask_len]
 
     @property
+    def separate_decode(self) -> bool:
+        """Whether 1-token passes run on a compiled copy of their own (only a PagedLM's can)."""
+        return False
+
+    @property
     def rollback_copies(self) -> bool:
         """Whether dropping tokens copies the cache (trim): then a padded pass costs a copy."""
         return self.rollback_mode == "trim"
