@@ -389,6 +389,47 @@ def test_auto_drafts_long_where_everything_is_accepted_and_stays_exact(random_pi
         assert result.metrics.auto.mean_k[0] > 4  # near-certain acceptance: long drafts
 
 
+def test_auto_picks_the_draft_model_that_pays_where_prompt_lookup_finds_nothing(
+    random_pipeline, tmp_path, reference
+):
+    """Two draft models under the hybrid default: a dear one that agrees 95% (a self-draft at 80%
+    of the target's cost) and a cheap one that agrees 60%. Prompt lookup's last match predicts
+    more than either, so the chains tie on their combined rate; the chain is chosen by what
+    drafts where lookup finds nothing, the cheap model. (Scored on the combined rate, the tie
+    went to the dear model, whose optimistic rate is higher: the large pair lost ~5% that way.)"""
+    from ov_spec.runtime import cost_model as cm
+
+    pipe = ov_spec.load(
+        with_models(random_pipeline, tmp_path / "two", ["target", "target", "draft1"]), rollback=STRICT
+    )
+    per_token = {"target": 0.010, "target_1": 0.008, "draft1_2": 0.0005}
+
+    def table(name):
+        t1 = per_token[name]
+        per = 0.0002 if name == "target" else t1 / 10
+        rows = [[t1 + per * (t - 1) for t in cm.TOKEN_COUNTS]] * 2
+        return cm.CostTable(list(cm.CONTEXTS), list(cm.TOKEN_COUNTS), rows, [0.0, 0.0])
+
+    priors = {("target", "target_1"): 0.95, ("target", "draft1_2"): 0.6, ("target_1", "draft1_2"): 0.6}
+    pipe.costs = cm.CostModel(table, priors)
+    lookup = pipe.costs.acceptance_of("target", "ngram", True, ("ngram", 1, True, False))
+    for _ in range(50):  # prompt lookup's last kind of match: accepted in full
+        lookup.update(8, 8)
+    chains = {
+        name: pipe._chain(["target", name], "auto", False, False, 0.0, None, True, hybrid=True).draft
+        for name in ("target_1", "draft1_2")
+    }
+    combined = {name: c.rate(100) for name, c in chains.items()}
+    assert combined["target_1"] == pytest.approx(combined["draft1_2"])  # the tie the old score had
+    fallback = {name: c.draft.rate(100) for name, c in chains.items()}
+    assert fallback["draft1_2"] > 1.2 * fallback["target_1"]
+    prompts, expected = reference
+    # (one request: its passes measure this machine's true costs, which replace the tables')
+    result = pipe.generate(prompts[0], max_new_tokens=MAX_NEW)
+    assert result.metrics.auto.chain == ["target", "draft1_2|ngram"]
+    assert result.token_ids == expected[0]
+
+
 def test_auto_with_rejections_stays_exact(random_pipeline, reference):
     pipe = _fake_costs(ov_spec.load(random_pipeline, rollback=STRICT))
     prompts, expected = reference

@@ -357,23 +357,29 @@ class SpeculativePipeline:
         self, names: list[str], ngram: bool, min_conf: float, greedy: bool, context: int, hybrid: bool = False
     ) -> tuple[Speculator, float]:
         """Which levels to use under "auto": the sub-chain (target first) with the best predicted
-        tokens/s at ``context``. Chains within 0.1% of the best tie (typically: none is predicted to
-        pay, so each would decode alone); among those the one whose optimistic rate is highest wins,
-        so exploring tries the most promising drafter, then the one with fewer levels. Returns it and
-        its predicted rate."""
+        tokens/s at ``context`` (under ``hybrid``, the best of its draft models: see below).
+        Chains within 0.1% of the best tie (typically: none is predicted to pay, so each would
+        decode alone); among those the one whose optimistic rate is highest wins, so exploring
+        tries the most promising drafter, then the one with fewer levels. Returns it and its
+        predicted rate (prompt lookup included)."""
         lower = names[1:]
         subsets = [[]] if ngram else []
         subsets += [[m for i, m in enumerate(lower) if mask >> i & 1] for mask in range(1, 1 << len(lower))]
         scored = []
         for subset in subsets:
             top = self._chain([names[0], *subset], AUTO, False, ngram, min_conf, None, greedy, hybrid)
-            scored.append(
-                (top.draft.rate(context), top.draft.rate(context, optimistic=True), len(subset), top)
-            )
+            # A chain whose lowest level drafts by lookup or its draft model (hybrid) is scored
+            # by the draft model: prompt lookup is the same in every such chain, and when its
+            # last match predicts more than any draft model, every chain tied on it. The tie
+            # then went to the highest optimistic rate: on the large pair, the 103M target's
+            # int4 self-draft, slower than decoding alone at every k, instead of the 3M draft
+            # that pays where lookup finds nothing (scripts/auto_parts.py).
+            score = top.draft.draft if isinstance(top.draft, costs.HybridLength) else top.draft
+            scored.append((score.rate(context), score.rate(context, optimistic=True), len(subset), top))
         best_rate = max(rate for rate, *_ in scored)
         tied = [entry for entry in scored if entry[0] >= best_rate / 1.001]
-        rate, _, _, top = max(tied, key=lambda entry: (entry[1], -entry[2]))
-        return top, rate
+        top = max(tied, key=lambda entry: (entry[1], -entry[2]))[3]
+        return top, float(top.draft.rate(context))
 
     def _resolve_models(self, models: Sequence[str] | None, use_draft: bool) -> list[str]:
         names = self.manifest.names()
