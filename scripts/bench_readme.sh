@@ -65,7 +65,7 @@ texts = [tok.apply_chat_template([{"role": "user", "content": m}]) for m in [*CH
 json.dump(texts, open(sys.argv[1], "w"), indent=1)
 PYEOF
 
-common=(--num-prompts ${NUM_PROMPTS:-4} --max-new-tokens ${MAX_NEW_TOKENS:-48} --repeats ${REPEATS:-2}
+common=(--num-prompts ${NUM_PROMPTS:-4} --max-new-tokens ${MAX_NEW_TOKENS:-48} --repeats ${REPEATS:-5}
     --k 2,4,8 --no-adaptive --min-confidence none --genai-confidence none --genai-backends PA
     --no-speed-model --no-rollback-study --no-perplexity --no-plots)
 for name in ${PIPES:-tiny large smollm2 smollm2-chat smollm2-wide}; do

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ov_spec.bench.stats import paired_ratio
+
 
 def _best(summaries: list[dict], keep) -> dict | None:
     ok = [s for s in summaries if s["runs"] and s["tokens_per_s"] > 0 and keep(s["case"])]
@@ -79,7 +81,8 @@ def rows(results: dict[str, Any], label: str = "") -> list[str]:
             )
 
         def r(a: dict | None, b: dict | None) -> str:
-            return f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x" if a and b else "-"
+            ratio = paired_ratio(a["per_repeat"], b["per_repeat"]) if a and b else None
+            return f"{ratio:.2f}x" if ratio else "-"
 
         out.append(
             f"| {variant if label in ('', variant) else f'{label} ({variant})'} | {target['tokens_per_s']:.1f} | {default['tokens_per_s']:.1f} | {tps(fixed)} | "

@@ -215,6 +215,43 @@ def test_ctrl_c_keeps_what_was_measured():
     assert out.records[0].tokens_per_s == 20.0
 
 
+def test_cases_run_side_by_side_per_prompt_in_alternating_order():
+    """Prompt-major interleaving: each prompt runs every case before the next prompt, and each
+    prompt sees both orders over the repeats (so neither case always runs right after the other)."""
+    cases = [
+        Case("a", "ov_spec", ("target",), ("CPU",)),
+        Case("a", "ov_spec", ("target", "d"), ("CPU", "CPU"), k=2),
+    ]
+    first, second = cases[0].id, cases[1].id
+    calls = []
+
+    def run(case, prompt, seed):
+        calls.append((case.id, prompt))
+        return Outcome(seconds=0.5, generated=10, text="x", token_ids=[1])
+
+    prompts = load_prompts()[:2]
+    run_sweep(cases, prompts, run, warmup=1, repeats=2, quiet=True)
+    timed = calls[2:]  # after one warm-up each
+    p0, p1 = prompts[0].text, prompts[1].text
+    assert timed == [
+        (first, p0), (second, p0), (second, p1), (first, p1),  # repeat 0
+        (second, p0), (first, p0), (first, p1), (second, p1),  # repeat 1
+    ]  # fmt: skip
+
+
+def test_speedup_is_the_median_of_per_repeat_ratios():
+    from ov_spec.bench.stats import paired_ratio
+
+    # Each repeat ran side by side: the within-repeat ratios are 2.0, 1.5 and 2.0.
+    assert paired_ratio([200.0, 60.0, 100.0], [100.0, 40.0, 50.0]) == pytest.approx(2.0)
+    # One repeat where a ran 3x faster than b: the ratio of the medians (200 / 100) says 2.0,
+    # the repeats say 1.0 in two of three.
+    assert paired_ratio([100.0, 300.0, 200.0], [100.0, 100.0, 200.0]) == pytest.approx(1.0)
+    # Repeats that do not pair up (a failed run): the ratio of the medians.
+    assert paired_ratio([200.0, 60.0], [100.0, 40.0, 50.0]) == pytest.approx(130.0 / 50.0)
+    assert paired_ratio([], [100.0]) is None and paired_ratio([1.0], [0.0]) is None
+
+
 # -- one real run on the tiny random pipeline --------------------------------------------------------
 @pytest.fixture(scope="module")
 def bench_run(random_pipeline, tmp_path_factory):

@@ -113,9 +113,10 @@ class Report:
             f"Machine: {env.get('machine', '?')}. OpenVINO {env.get('openvino', '?')}, "
             f"openvino.genai {env.get('openvino_genai', '?')}, devices {', '.join(env.get('devices', []))}.",
             f"{len(self.prompts)} prompts ({', '.join(kinds) or 'from file'}), {c.max_new_tokens} new tokens each, "
-            f"{c.warmup} warm-up + {c.repeats} timed passes per configuration (interleaved); "
+            f"{c.warmup} warm-up + {c.repeats} timed passes per configuration (interleaved per prompt); "
             "tok/s = median over passes of (tokens / seconds over all prompts), min-max beside it. "
-            "Speedup is against ov_spec target-only on the same files, device and decoding mode.",
+            "Speedup is against ov_spec target-only on the same files, device and decoding mode: "
+            "the median over passes of the ratio within each pass.",
             "",
         ]
         if self.run.interrupted:

@@ -84,13 +84,25 @@ def summarize(cases: Sequence[Case], run: SweepRun) -> list[Summary]:
         s = summaries[case.id]
         ov_base = baseline_of(case, cases, "ov_spec")
         own_base = baseline_of(case, cases)
-        if ov_base is not None and summaries[ov_base.id].tokens_per_s and s.tokens_per_s:
-            s.speedup = s.tokens_per_s / summaries[ov_base.id].tokens_per_s
-        if own_base is not None and summaries[own_base.id].tokens_per_s and s.tokens_per_s:
-            s.speedup_own = s.tokens_per_s / summaries[own_base.id].tokens_per_s
+        if ov_base is not None:
+            s.speedup = paired_ratio(s.per_repeat, summaries[ov_base.id].per_repeat)
+        if own_base is not None:
+            s.speedup_own = paired_ratio(s.per_repeat, summaries[own_base.id].per_repeat)
         if case.sampling == "greedy" and own_base is not None and own_base is not case:
             s.matches = _matches(case, run.outputs.get(case.id, {}), run.outputs.get(own_base.id, {}))
     return [summaries[c.id] for c in cases]
+
+
+def paired_ratio(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Throughput ``a`` over ``b``, from their per-repeat figures: the median over repeats of the
+    ratio within each repeat (the two ran side by side, see :mod:`ov_spec.bench.measure`), or
+    the ratio of the medians where the repeats do not pair up (a failed run). None when either
+    has no throughput."""
+    if not (a and b and statistics.median(a) and statistics.median(b)):
+        return None
+    if len(a) == len(b) and all(a) and all(b):
+        return statistics.median(x / y for x, y in zip(a, b))
+    return statistics.median(a) / statistics.median(b)
 
 
 def _summary(case: Case, records: list[Record]) -> Summary:
