@@ -529,3 +529,34 @@ def test_the_guard_judges_prompt_lookup_per_match_length_and_forgives_slowly():
         refusals += 1
         assert refusals < 200
     assert refusals > 10
+
+
+@pytest.mark.parametrize("pass_s, skipped", [(0.001, True), (0.020, False)])
+def test_an_idle_prompt_lookup_skips_searches_only_where_they_cost_a_share_of_a_pass(
+    monkeypatch, pass_s, skipped
+):
+    """While no match pays, prompt lookup searches one pass in LOOKUP_EVERY, but only where a
+    search (50 us here, timed) costs more than LOOKUP_SHARE of a pass alone: on a 1 ms verifier
+    it does (the control), on a 20 ms one every pass is searched (on smollm2-wide, skipping
+    had left a quarter more passes undrafted)."""
+    clock = [0.0]
+    monkeypatch.setattr(cm.time, "perf_counter", lambda: clock[0])
+    searches = [0]
+
+    def bucket(seq):
+        searches[0] += 1
+        clock[0] += 50e-6
+        return ("ngram", 1, False)
+
+    # Compute-bound (each scored token costs half a pass): a 1-token match never pays.
+    model = cm.CostModel(lambda name: table(pass_s, pass_s / 2))
+    auto = cm.AutoDraftLength(model, "target", "ngram", lambda ctx: (0.0, 0.0), greedy=True, bucket=bucket)
+    seq = list(range(50))
+    for _ in range(100):
+        assert auto.choose(seq) == 0
+        auto.update(PassOutcome(0, 0, seconds=pass_s, emitted=1, verify_s=pass_s))
+        seq.append(7)
+    if skipped:
+        assert searches[0] <= cm.LOOKUP_IDLE + 100 // cm.LOOKUP_EVERY + 1
+    else:
+        assert searches[0] == 100

@@ -59,7 +59,8 @@ PRIOR_STRENGTH = 3.0  # pseudo-passes the preview's acceptance counts for
 DECAY = 0.98  # weight of the past per new pass (memory of ~50 passes)
 DEFAULT_PRIOR = 0.5  # acceptance assumed when the export measured no preview
 DEFAULT_OVERHEAD_S = 2e-4  # the loop's own time per pass until it is measured
-LOOKUP_IDLE, LOOKUP_EVERY = 4, 8  # prompt lookup: after 4 idle passes, search 1 pass in 8
+LOOKUP_IDLE, LOOKUP_EVERY = 4, 8  # prompt lookup: after 4 idle passes, search 1 pass in 8 ...
+LOOKUP_SHARE = 0.01  # ... if a search costs more than this share of a pass alone
 MEMO_TOKENS = 32  # a choice is reused until the context grows by this much (or acceptance changes)
 MEMO_PASSES = 64  # ... or until this many more passes were learned from (costs, sizes, re-planning)
 RUN = 4  # calibration: passes of one size in a row; the first pays the re-planning, the rest do not
@@ -631,6 +632,7 @@ class AutoDraftLength:
         self._choice: Choice | None = None
         self._pending: list = [0.0, 0.0, 0.0, 0]  # passes without drafts not yet learned from
         self._idle = 0  # prompt lookup: passes since a match last paid
+        self._lookup_s = 0.0  # prompt lookup: seconds per search (EMA; 0 = not measured yet)
         self.first: Choice | None = None  # the choice of the first decoding pass
         self.explored = 0  # passes that tried a draft length the model doubted
         self.passes = 0
@@ -693,13 +695,19 @@ class AutoDraftLength:
         context = len(sequence)
         bucket = None
         if self._bucket is not None:
-            # While no kind of match has paid lately, look only every LOOKUP_EVERY-th pass: the
-            # search costs as much as a small model's pass, and would be spent on drafting nothing.
+            # While no kind of match has paid lately, look only every LOOKUP_EVERY-th pass, if a
+            # search costs a noticeable share of a pass (LOOKUP_SHARE; on the tiny pair's 1 ms
+            # passes). Elsewhere it costs next to nothing and finds matches that pay: on
+            # smollm2-wide's 22 ms passes the skipping had left 441-448 passes of 16 requests
+            # undrafted instead of 339-345.
             self._idle += 1
-            if self._idle > LOOKUP_IDLE and self._idle % LOOKUP_EVERY:
+            if self._idle > LOOKUP_IDLE and self._idle % LOOKUP_EVERY and self._lookup_dear(context):
                 self._state = None
                 return self._use(self._derive(context, None, nothing=True))
+            start = time.perf_counter()
             bucket = self._bucket(sequence)
+            took = time.perf_counter() - start
+            self._lookup_s = 0.8 * self._lookup_s + 0.2 * took if self._lookup_s else took
         if bucket is not None and bucket[1] == 0:  # prompt lookup has nothing to copy
             self._state = None
             return self._use(self._derive(context, None, nothing=True))
@@ -717,6 +725,11 @@ class AutoDraftLength:
         # Remember the plain choice; an exploring try is never repeated from memory.
         self._remember(key, Choice(0, choice.base, choice.base, choice.costs) if choice.explore else choice)
         return self._use(self._guard(choice))
+
+    def _lookup_dear(self, context: int) -> bool:
+        """Whether one prompt lookup (measured) costs more than LOOKUP_SHARE of a pass alone."""
+        costs = self.costs(context)
+        return self._lookup_s > LOOKUP_SHARE * (float(costs.verify[1]) + costs.overhead)
 
     def _guard_name(self) -> str:
         """What the guard measures drafting as: the drafter, and for prompt lookup the length of
