@@ -560,3 +560,55 @@ def test_an_idle_prompt_lookup_skips_searches_only_where_they_cost_a_share_of_a_
         assert searches[0] <= cm.LOOKUP_IDLE + 100 // cm.LOOKUP_EVERY + 1
     else:
         assert searches[0] == 100
+
+
+def test_a_draft_model_far_behind_is_charged_its_catch_up():
+    """A draft model that pays in step (1 token behind) but missed 200 tokens (prompt lookup
+    drafted meanwhile, or its prefill) must first feed them: charged that pass, spread over its
+    run of drafting passes, drafting no longer pays; in step it still does. Control: without ``behind`` the
+    controller drafts at once whatever the lag."""
+    target = table(0.010, 0.0002)
+    draft_table = table(0.001, 0.0004)
+    draft_table.switch_s = [0.002, 0.002]
+    lag = [1]
+
+    def behind(seq):
+        seconds = cm.catch_up_seconds(draft_table, lag[0], len(seq), 3)
+        return seconds, lag[0] > 2
+
+    def auto(with_behind: bool) -> cm.AutoDraftLength:
+        model = cm.CostModel(lambda name: target, {("target", "draft"): 0.6})
+        return cm.AutoDraftLength(
+            model, "target", "draft", lambda ctx: (0.001, 0.0), greedy=True,
+            behind=behind if with_behind else None,
+        )  # fmt: skip
+
+    seq = list(range(50))
+    aware, control = auto(True), auto(False)
+    assert aware.choose(seq) > 0 and control.choose(seq) > 0  # in step: drafting pays
+    lag[0] = 200
+    # the catch-up: a 200-token pass in place of a 1-token one, and the re-planning there and back
+    assert cm.catch_up_seconds(draft_table, 200, 50, 3) == pytest.approx(199 * 0.0004 + 0.004)
+    assert aware.choose(seq + [1]) == 0
+    assert control.choose(seq + [1]) > 0
+    lag[0] = 2  # after a fully accepted draft: one more 1-token pass, charged in full
+    assert cm.catch_up_seconds(draft_table, 2, 50, 3) == pytest.approx(0.001)
+
+
+def test_a_draft_model_knows_how_far_behind_it_is():
+    from types import SimpleNamespace
+
+    from ov_spec.runtime.proposers import ModelProposer
+
+    model = SimpleNamespace(name="draft", tokens=[])
+    proposer = ModelProposer(model)
+    seq = [5, 6, 7, 8, 9]
+    assert proposer.behind(seq) == 5  # nothing cached: the whole prompt
+    model.tokens = [5, 6, 7, 8]
+    assert proposer.behind(seq) == 1  # in step: the last token
+    model.tokens = [5, 6, 7, 3, 4]  # two rejected drafts at the end
+    assert proposer.behind(seq) == 2
+    model.tokens = [5, 6]
+    assert proposer.behind(seq + [10, 11]) == 5  # missed passes
+    model.tokens = [5, 6, 7, 8, 9]
+    assert proposer.behind(seq) == 1  # all cached: the last one is fed again for its logits

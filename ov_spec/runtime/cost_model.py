@@ -355,6 +355,10 @@ class LevelCosts:
     # 1-token passes run on a graph of their own (CostModel.separate): k = 0 re-plans nothing, and
     # ``current`` in tokens_per_second is the verification graph's last size
     separate: bool = False
+    # per drafting pass: what a draft model needs first to catch up on tokens it did not see
+    # (prompt lookup drafted, or the verifier decoded alone), spread over its measured run of
+    # drafting passes (CostModel.draft_run); see AutoDraftLength's ``behind``
+    catch_up: float = 0.0
     context: int = 0  # the cached tokens these costs are for (update() re-reads the table there)
 
 
@@ -377,6 +381,7 @@ def tokens_per_second(
         costs.verify[k_max + 1 if padded else k + 1]
         + (1.0 - all_accepted) * (costs.rollback + costs.draft_rollback)
         + k * costs.draft_per_token
+        + (k > 0) * costs.catch_up
         + costs.overhead
     )
     if current is not None and costs.switch > 0 and not padded:
@@ -387,6 +392,17 @@ def tokens_per_second(
             switched[0] = 2 * costs.switch / costs.alone_horizon
         seconds = seconds + switched
     return (expected + 1.0) / seconds
+
+
+def catch_up_seconds(table: CostTable, lag: int, context: int, one_by_one: int) -> float:
+    """What a draft model ``lag`` tokens behind spends before its usual 1-token first pass
+    (ModelProposer.propose): ``lag - 1`` more 1-token passes when ``lag <= one_by_one``, else one
+    pass over all ``lag`` tokens in place of the first, and the re-planning there and back."""
+    if lag <= 1:
+        return 0.0
+    if lag <= one_by_one:
+        return (lag - 1) * table.pass_cost(1, context)
+    return table.pass_cost(lag, context) - table.pass_cost(1, context) + 2 * table.switch_cost(context)
 
 
 def best_k(rates: np.ndarray) -> int:
@@ -433,6 +449,9 @@ class CostModel:
         self.run_length: dict[str, float] = {}
         self._runs: dict[str, list[int]] = {}  # verifier -> [pass size, passes at it so far]
         self.alone_run: dict[str, float] = {}  # verifier -> the same for runs without drafts
+        # (verifier, drafter) -> mean run of passes a draft model drafted without falling behind
+        # (EMA): the passes that share the cost of its catching up (LevelCosts.catch_up)
+        self.draft_run: dict[tuple[str, str], float] = {}
         # (verifier, drafter or None = decoding alone, pass width) -> decayed [seconds, tokens, passes]
         self.measured: dict[tuple[str, str | None, int], list[float]] = {}
         self._learned_at: dict[tuple[str, str | None, int], int] = {}  # (size key, t) -> version
@@ -605,15 +624,22 @@ class AutoDraftLength:
         greedy: bool,
         bucket: Callable[[Sequence[int]], tuple[str, int, bool] | None] | None = None,
         source: str = "",
+        behind: Callable[[Sequence[int]], tuple[float, bool]] | None = None,
     ) -> None:
         """``source`` names what drafts, level by level (default ``drafter``): the memo of choices
-        is kept per source, since a cascade level and a plain model of one name cost differently."""
+        is kept per source, since a cascade level and a plain model of one name cost differently.
+        ``behind`` (a draft model): for a sequence, the tabled seconds the drafter needs before
+        its usual first pass, to feed the tokens it has not seen, and whether it missed whole
+        passes (the hybrid's prompt lookup drafted, or the verifier decoded alone), which ends its
+        run of drafting passes. On the tiny pair such catching up, the draft's prefill included,
+        took 751 of the 823 tokens the draft model was fed under the hybrid default."""
         self.cost_model = model
         self.verifier = verifier
         self.drafter = drafter
         self._drafter_cost = drafter_cost  # context -> (seconds per drafted token, its rollback s)
         self.greedy = greedy
         self._bucket = bucket  # prompt lookup: ("ngram", match length, recent) of the next proposal
+        self._behind = behind
         self.k_max = model.k_max
         # (memo key, state, acceptance epoch) -> choice: in the cost model, so kept across
         # requests (the key holds all the choice rests on)
@@ -639,6 +665,8 @@ class AutoDraftLength:
         self.guarded = 0  # passes decoded alone because drafting measured slower (see _guard)
         self._probe = 0  # drafting choices since the guard last measured decoding alone
         self._costs: tuple[tuple[int, int], LevelCosts] | None = None  # (key, costs), see costs()
+        self._extra = 0.0  # a draft model: the catch-up (tabled s) the next drafting pass pays
+        self._run = 0  # ... and its drafting passes since it last fell behind
 
     def costs(self, context: int) -> LevelCosts:
         """The level's costs at ``context``: the tables, scaled by what the passes measured.
@@ -717,14 +745,34 @@ class AutoDraftLength:
         acc = self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, self._state)
         # After its first 8 passes, one pass moves the acceptance by ~2%: re-derive every 4th.
         epoch = acc.passes if acc.passes < 8 else 8 + acc.passes // 4
-        key = (self._memo_key(context), self._state, epoch)
+        catch_up = self._catching_up(sequence)
+        # (memoized per factor of ~2 in the catch-up's cost)
+        key = (self._memo_key(context), self._state, epoch, math.ceil(math.log2(1.0 + catch_up * 1e4)))
         memo = self._memo.get(key)
         if memo is not None:
             return self._use(self._guard(memo))
-        choice = self._derive(context, acc)
+        choice = self._derive(context, acc, catch_up=catch_up)
         # Remember the plain choice; an exploring try is never repeated from memory.
         self._remember(key, Choice(0, choice.base, choice.base, choice.costs) if choice.explore else choice)
         return self._use(self._guard(choice))
+
+    def _catching_up(self, sequence: Sequence[int]) -> float:
+        """A draft model's catch-up before the next pass, per drafting pass (LevelCosts.catch_up):
+        in full when it follows a fully accepted draft, spread over the measured run of drafting
+        passes when the draft missed whole passes (which ends that run)."""
+        if self._behind is None:
+            return 0.0
+        seconds, missed = self._behind(sequence)
+        pair = (self.verifier, self.drafter)
+        seconds *= self.cost_model.draft_scale.get(pair, 1.0)
+        self._extra = seconds
+        if not missed:
+            return seconds
+        runs = self.cost_model.draft_run
+        if self._run:
+            runs[pair] = 0.8 * runs.get(pair, SWITCH_HORIZON) + 0.2 * self._run
+            self._run = 0
+        return seconds / max(runs.get(pair, SWITCH_HORIZON), 1.0)
 
     def _lookup_dear(self, context: int) -> bool:
         """Whether one prompt lookup (measured) costs more than LOOKUP_SHARE of a pass alone."""
@@ -795,7 +843,9 @@ class AutoDraftLength:
                 return self._keep_size(alone_choice)
         return choice
 
-    def _derive(self, context: int, acc: Acceptance | None, nothing: bool = False) -> Choice:
+    def _derive(
+        self, context: int, acc: Acceptance | None, nothing: bool = False, catch_up: float = 0.0
+    ) -> Choice:
         if nothing:  # no draft this pass: the verifier alone (memoized like any choice)
             memo = self._memo.get((self._memo_key(context), None))
             if memo is not None:
@@ -806,6 +856,8 @@ class AutoDraftLength:
             choice = self._keep_size(Choice(0, base, base, costs))
             self._remember((self._memo_key(context), None), choice)
             return choice
+        if catch_up:
+            costs = replace(costs, catch_up=catch_up)
         rates = tokens_per_second(acc.hazards(), costs, self.k_max, self._current)
         k = best_k(rates)
         choice = self._keep_size(Choice(k, float(rates[k]), base, costs), acc.hazards())
@@ -927,15 +979,19 @@ class AutoDraftLength:
                 if accepted < drafted:
                     rest -= costs.rollback + costs.draft_rollback
                 pair = (self.verifier, self.drafter)
-                drafts = drafted * costs.draft_per_token / model.draft_scale.get(pair, 1.0)  # tabled
+                scale = model.draft_scale.get(pair, 1.0)
+                # (tabled: the draft passes, and the catch-up's, which _catching_up had scaled)
+                drafts = drafted * costs.draft_per_token / scale + self._extra / scale
                 rest -= costs.overhead
-                model.draft_scale[pair] = _ema(model.draft_scale.get(pair, 1.0), rest / drafts)
+                model.draft_scale[pair] = _ema(scale, rest / drafts)
         budget = self.cost_model.budget(self.verifier, self.drafter)
         budget[0] += seconds
         if choice.explore:
             self.explored += 1
             budget[1] += max(seconds - emitted / choice.base, 0.0)
         self._prev_full = drafted > 0 and accepted == drafted
+        self._run += drafted > 0
+        self._extra = 0.0
 
 
 class HybridLength:

@@ -34,7 +34,14 @@ from ov_spec.runtime.limits import (
     check_draft_tokens,
 )
 from ov_spec.runtime.metrics import AutoMetrics, GenerationMetrics, LevelMetrics, mean_draft_length, ratio
-from ov_spec.runtime.proposers import BeamProposer, HybridProposer, ModelProposer, NgramProposer, Proposer
+from ov_spec.runtime.proposers import (
+    CATCH_UP_ONE_BY_ONE,
+    BeamProposer,
+    HybridProposer,
+    ModelProposer,
+    NgramProposer,
+    Proposer,
+)
 from ov_spec.runtime.sampling import SamplingParams
 from ov_spec.runtime.speculator import DraftLength, Speculator
 from ov_spec.runtime.stateful import (
@@ -338,10 +345,16 @@ class SpeculativePipeline:
         else:
             table_of = self.costs.table
             name = proposer.name
+            draft_model_proposer = proposer
 
             def drafter_cost(context: int) -> tuple[float, float]:
                 table = table_of(name)
                 return table.pass_cost(1, context) + DRAFT_TOKEN_OVERHEAD_S, table.rollback_cost(context)
+
+            def behind(sequence: Sequence[int]) -> tuple[float, bool]:
+                lag = draft_model_proposer.behind(sequence)
+                seconds = costs.catch_up_seconds(table_of(name), lag, len(sequence), CATCH_UP_ONE_BY_ONE)
+                return seconds, lag > 2  # missed a pass: 1 behind in step, 2 after a full accept
 
         # What drafts, level by level: a self-draft that drafts alone and one that verifies draft1
         # share a name but not their costs, so their memoized choices must not mix.
@@ -350,8 +363,9 @@ class SpeculativePipeline:
             lowest = proposer.levels()[-1].proposer
             source = ">".join([lv.name for lv in proposer.levels()] + ([lowest.name] if lowest else []))
         return costs.AutoDraftLength(
-            self.costs, verifier, proposer.name, drafter_cost, greedy, bucket, source=source
-        )
+            self.costs, verifier, proposer.name, drafter_cost, greedy, bucket, source=source,
+            behind=behind if isinstance(proposer, ModelProposer) else None,
+        )  # fmt: skip
 
     def _auto_chain(
         self, names: list[str], ngram: bool, min_conf: float, greedy: bool, context: int, hybrid: bool = False

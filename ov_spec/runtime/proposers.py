@@ -63,6 +63,17 @@ class ModelProposer:
     def reset(self) -> None:
         self.model.reset()
 
+    def behind(self, sequence: Sequence[int]) -> int:
+        """How many tokens of ``sequence`` the next :meth:`propose` feeds before its first draft
+        token: 1 when the draft kept up, 2 after a fully accepted draft, more when it missed
+        passes (its prefill: the whole prompt). Cheap: the cache and the sequence differ only
+        in their last few tokens (the rejected drafts), so the shared prefix is found from the end."""
+        cached = self.model.tokens
+        n = min(len(cached), len(sequence) - 1)
+        while n and cached[n - 1] != sequence[n - 1]:
+            n -= 1
+        return len(sequence) - n
+
     def propose(
         self, sequence: Sequence[int], k: int, params: SamplingParams, rng: np.random.Generator
     ) -> Proposal:
