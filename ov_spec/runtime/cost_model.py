@@ -665,7 +665,7 @@ class AutoDraftLength:
         self.guarded = 0  # passes decoded alone because drafting measured slower (see _guard)
         self._probe = 0  # drafting choices since the guard last measured decoding alone
         self._costs: tuple[tuple[int, int], LevelCosts] | None = None  # (key, costs), see costs()
-        self._extra = 0.0  # a draft model: the catch-up (tabled s) the next drafting pass pays
+        self._extra = 0.0  # a draft model: the catch-up (s, in-loop scale) the next drafting pass pays
         self._run = 0  # ... and its drafting passes since it last fell behind
 
     def costs(self, context: int) -> LevelCosts:
