@@ -21,9 +21,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from _interleave import add_prompt_arguments, interleaved_rates, prompts_of  # scripts/ is on sys.path
+
 import ov_spec
-from ov_spec.bench.config import load_prompts
-from ov_spec.demo import CHAT_PROMPTS
 
 
 def modes_of(names: list[str]) -> dict[str, dict[str, Any]]:
@@ -43,12 +43,9 @@ def modes_of(names: list[str]) -> dict[str, dict[str, Any]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("pipeline", type=Path)
-    p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--prompts", help="prompt file (default: the first 4 of the shipped set)")
-    p.add_argument("--chat", action="store_true", help="the demo's chat prompts, chat template on")
-    p.add_argument("--max-new-tokens", type=int, default=48)
+    add_prompt_arguments(p, rounds=4)
     args = p.parse_args()
-    prompts = list(CHAT_PROMPTS) if args.chat else [x.text for x in load_prompts(args.prompts, 4)]
+    prompts = prompts_of(args)
     pipe = ov_spec.load(args.pipeline)
     modes = modes_of(pipe.manifest.names())
     counts = {m: Counter() for m in modes}
@@ -70,20 +67,7 @@ def main() -> None:
                 chains[mode]["+".join(m.auto.chain)] += 1
         return m.generated_tokens, seconds
 
-    for mode in modes:  # warm-up: compile caches, the cost tables, auto's first choices
-        for prompt in prompts * 2:
-            run(mode, prompt, record=False)
-    rates: dict[str, list[float]] = {m: [] for m in modes}
-    order = list(modes)
-    for r in range(args.rounds):
-        totals = {m: [0, 0.0] for m in modes}
-        for i, prompt in enumerate(prompts):
-            for mode in order if (r + i) % 2 == 0 else order[::-1]:
-                tokens, seconds = run(mode, prompt, record=True)
-                totals[mode][0] += tokens
-                totals[mode][1] += seconds
-        for mode in modes:
-            rates[mode].append(totals[mode][0] / totals[mode][1])
+    rates = interleaved_rates(list(modes), prompts, run, args.rounds)
     base = rates["target-only"]
     print(
         "| mode | tok/s (median) | / target-only (median, min-max of rounds) | passes | lookup | drafting | guarded | chains |"

@@ -19,21 +19,19 @@ import statistics
 import time
 from pathlib import Path
 
+from _interleave import add_prompt_arguments, interleaved_rates, prompts_of  # scripts/ is on sys.path
+
 import ov_spec
-from ov_spec.bench.config import load_prompts
-from ov_spec.demo import CHAT_PROMPTS
+from ov_spec.bench.stats import paired_ratio
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("pipeline", type=Path)
     p.add_argument("--rollback", default="mask,paged", help="comma-separated target rollbacks")
-    p.add_argument("--rounds", type=int, default=8)
-    p.add_argument("--prompts", help="prompt file (default: the shipped set)")
-    p.add_argument("--chat", action="store_true", help="the demo's chat prompts, chat template on")
-    p.add_argument("--max-new-tokens", type=int, default=48)
+    add_prompt_arguments(p, rounds=8)
     args = p.parse_args()
-    prompts = list(CHAT_PROMPTS) if args.chat else [x.text for x in load_prompts(args.prompts, 4)]
+    prompts = prompts_of(args)
     rollbacks = args.rollback.split(",")
     pipes = {
         r: ov_spec.load(
@@ -45,7 +43,7 @@ def main() -> None:
     }
     configs = [(r, mode) for r in rollbacks for mode in ("target-only", "default")]
 
-    def run(config: tuple[str, str], prompt: str) -> tuple[int, float]:
+    def run(config: tuple[str, str], prompt: str, timed: bool) -> tuple[int, float]:
         rollback, mode = config
         start = time.perf_counter()
         result = pipes[rollback].generate(
@@ -53,26 +51,14 @@ def main() -> None:
         )
         return result.metrics.generated_tokens, time.perf_counter() - start
 
-    for config in configs:  # warm-up: compile caches, the cost tables, auto's first choices
-        for prompt in prompts * 2:
-            run(config, prompt)
-    rates: dict[tuple[str, str], list[float]] = {c: [] for c in configs}
-    for r in range(args.rounds):
-        totals = {c: [0, 0.0] for c in configs}
-        for i, prompt in enumerate(prompts):
-            for config in configs if (r + i) % 2 == 0 else configs[::-1]:
-                tokens, seconds = run(config, prompt)
-                totals[config][0] += tokens
-                totals[config][1] += seconds
-        for config in configs:
-            rates[config].append(totals[config][0] / totals[config][1])
+    rates = interleaved_rates(configs, prompts, run, args.rounds)
     base = rates[configs[0]]
     print(
         f"| target rollback | decoding | tok/s (median) | / {configs[0][0]} target-only (median of rounds) |"
     )
     print("|---|---|---:|---:|")
     for config in configs:
-        ratio = statistics.median(a / b for a, b in zip(rates[config], base))
+        ratio = paired_ratio(rates[config], base)
         print(f"| {config[0]} | {config[1]} | {statistics.median(rates[config]):.1f} | {ratio:.3f}x |")
 
 
