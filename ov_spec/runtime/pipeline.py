@@ -345,14 +345,13 @@ class SpeculativePipeline:
         else:
             table_of = self.costs.table
             name = proposer.name
-            draft_model_proposer = proposer
 
             def drafter_cost(context: int) -> tuple[float, float]:
                 table = table_of(name)
                 return table.pass_cost(1, context) + DRAFT_TOKEN_OVERHEAD_S, table.rollback_cost(context)
 
             def behind(sequence: Sequence[int]) -> tuple[float, bool]:
-                lag = draft_model_proposer.behind(sequence)
+                lag = proposer.behind(sequence)
                 seconds = costs.catch_up_seconds(table_of(name), lag, len(sequence), CATCH_UP_ONE_BY_ONE)
                 return seconds, lag > 2  # missed a pass: 1 behind in step, 2 after a full accept
 
