@@ -27,8 +27,9 @@ demo: install
 	$(BIN)/python -m ov_spec.demo
 
 # Two test workers: a fresh machine's run (empty model cache) took 17:04 in one process and 13:46
-# in two on the 2-core EPYC, since one worker runs tests while the other builds a model. Model
-# builders lock their cache folders, so workers never build the same model twice.
+# in two on the 2-core EPYC, since one worker runs tests while the other builds a model. The tiny
+# pairs and the GGUF checkpoint are built once under a lock; the tests' exports are renamed into
+# place, so a worker that loses a race discards its copy.
 TEST_WORKERS ?= 2
 
 test: install
