@@ -656,7 +656,8 @@ class AutoDraftLength:
         self._state: Any = None
         self._last_bucket: tuple[str, int, bool] = ("ngram", 1, True)  # prompt lookup's last match
         self._choice: Choice | None = None
-        self._pending: list = [0.0, 0.0, 0.0, 0]  # passes without drafts not yet learned from
+        # passes without drafts not yet learned from: (measured / tabled pass, the loop's rest)
+        self._pending: list[tuple[float, float]] = []
         self._idle = 0  # prompt lookup: passes since a match last paid
         self._lookup_s = 0.0  # prompt lookup: seconds per search (EMA; 0 = not measured yet)
         self.first: Choice | None = None  # the choice of the first decoding pass
@@ -937,23 +938,24 @@ class AutoDraftLength:
             # The common pass on a pair where drafting does not pay: learn in batches of eight,
             # so deciding costs the loop next to nothing.
             pending = self._pending
-            pending[0] += seconds
-            pending[1] += verify_s
-            pending[2] += tabled
-            pending[3] += 1
+            if verify_s > 0 and tabled > 0:
+                pending.append((verify_s / tabled, seconds - verify_s))
             model.budget(self.verifier, self.drafter)[0] += seconds
             self._prev_full = False
-            if pending[3] >= 8:
-                if pending[1] > 0:
-                    # (eight passes per sample: a heavier weight than a single pass gets)
-                    ratio = pending[1] / pending[2]
-                    model.scale[self.verifier] = _ema(model.scale.get(self.verifier, 1.0), ratio, 0.3)
-                    model.learn_pass(self.verifier, None, 1, ratio, 0.3)
-                    model.forget_drafting(self.verifier)
-                    old = model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S)
-                    rest = (pending[0] - pending[1]) / pending[3]
-                    model.overhead[self.verifier] = max(0.7 * old + 0.3 * rest, 0.0)
-                self._pending = [0.0, 0.0, 0.0, 0]
+            if len(pending) >= 8:
+                # The median of eight passes: one outlier (a page fault, a slow spell's peak) must
+                # not move a scale that only decoding alone re-measures. A 1.4 s first inference
+                # among seven 35 ms passes had made decoding alone look 2.6x dearer; then no pass
+                # decoded alone again to correct it.
+                ratio = statistics.median(r for r, _ in pending)
+                rest = statistics.median(o for _, o in pending)
+                # (eight passes per sample: a heavier weight than a single pass gets)
+                model.scale[self.verifier] = _ema(model.scale.get(self.verifier, 1.0), ratio, 0.3)
+                model.learn_pass(self.verifier, None, 1, ratio, 0.3)
+                model.forget_drafting(self.verifier)
+                old = model.overhead.get(self.verifier, DEFAULT_OVERHEAD_S)
+                model.overhead[self.verifier] = max(0.7 * old + 0.3 * rest, 0.0)
+                self._pending = []
             return
         if drafted > 0 and self._state is not None:
             self.cost_model.acceptance_of(self.verifier, self.drafter, self.greedy, self._state).update(

@@ -129,6 +129,13 @@ class PagedLM(StatefulLM):
         """Whether 1-token passes run on their own compiled copy of the graph."""
         return self._decode is not None
 
+    def warm_up(self) -> None:
+        """As :meth:`StatefulLM.warm_up`, on the verification graph and on the decode copy."""
+        self.forward([0, 0], n_logits=1)  # (2 tokens: the main graph; 1 token goes to the copy)
+        if self._decode is not None:
+            self.forward([0], n_logits=1)
+        self.reset()
+
     def _request_for(self, tokens: int) -> tuple[ov.InferRequest, dict[str, Any], Any]:
         if tokens == 1 and self._decode is not None:
             return self._decode
@@ -170,7 +177,10 @@ class PagedLM(StatefulLM):
             "position_ids": self._positions[past:total],
             "past_lens": self._past,
             "subsequence_begins": self._begins,
-            "block_indices": self._block_ids[:used],
+            # Every allocated block, not only the ``used`` ones (``block_indices_begins`` says how
+            # many this sequence reads): the input keeps its shape while the context grows, so the
+            # CPU plugin does not re-plan the graph each time a block fills. Bit-identical logits.
+            "block_indices": self._block_ids,
             "block_indices_begins": self._block_begins,
             "max_context_len": self._context_len,
         }

@@ -216,6 +216,8 @@ class SpeculativePipeline:
             else:
                 mode = _rollback_mode(choice, compiled)
                 self.models[entry.name] = StatefulLM(compiled, seq_axis, entry.name, mode, **common)
+        for lm in self.models.values():  # first inferences are slow: pay them here (StatefulLM.warm_up)
+            lm.warm_up()
         self.vocab_size = self.models[names[0]].vocab_size
         separate = {n for n, m in self.models.items() if m.separate_decode}
         self.costs = costs.CostModel(self._cost_table, costs.preview_priors(self.manifest), separate=separate)
