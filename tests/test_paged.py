@@ -177,3 +177,42 @@ def test_mtad_needs_the_stateful_draft(trained_pipeline):
     both = ov_spec.load(trained_pipeline, rollback="paged", draft_rollback="paged")
     with pytest.raises(UserError, match="MTAD's beam search needs the stateful model"):
         both.generate(CODE_PROMPTS[0], max_new_tokens=8, mtad=True)
+
+
+def test_block_indices_keep_their_shape_as_blocks_fill(pipe, monkeypatch):
+    """The paged graph's inputs keep their shape while the context crosses block boundaries (a
+    new shape makes the CPU plugin re-plan): ``block_indices`` lists every allocated block and
+    ``block_indices_begins`` how many the sequence reads."""
+    lm = pipe.models["target"]
+    seen: list[tuple[tuple[int, ...], int]] = []
+    run = lm._run
+
+    def spy(feed, n_logits, tokens):
+        seen.append((feed["block_indices"].shape, int(feed["block_indices_begins"][1])))
+        return run(feed, n_logits, tokens)
+
+    monkeypatch.setattr(lm, "_run", spy)
+    lm.reset()
+    lm.forward(list(range(5, 35)))  # 30 tokens: one block
+    for token in range(10):  # into the second block
+        lm.forward([40 + token])
+    lm.reset()
+    assert {shape for shape, _ in seen} == {(lm._blocks,)} and lm._blocks > 2
+    assert [used for _, used in seen] == [1, 1, 1] + [2] * 8
+
+
+def test_loading_warms_up_every_request_and_leaves_nothing_behind(trained_pipeline, monkeypatch):
+    """Each infer request runs once at load (a first inference costs up to 2 s on real shapes);
+    afterwards every model is as if it had never run."""
+    runs: list[int] = []
+    run = paged.PagedLM._run
+
+    def spy(self, feed, n_logits, tokens):
+        runs.append(tokens)
+        return run(self, feed, n_logits, tokens)
+
+    monkeypatch.setattr(paged.PagedLM, "_run", spy)
+    loaded = ov_spec.load(trained_pipeline, rollback="paged", separate_decode=True)
+    assert runs == [2, 1]  # the verification graph, then the decode copy
+    for lm in loaded.models.values():
+        assert lm.tokens == [] and lm.stats.calls == 0

@@ -100,7 +100,8 @@ def load(
     passes, so that decoding alone between verification passes makes the CPU plugin re-plan
     neither graph; it costs a second compile and a second set of the plugin's buffers (about
     2 s and 50 MB for SmolLM2-135M int8). Default (None): for targets of at least
-    ``SEPARATE_DECODE_MIN_BYTES`` of weights.
+    ``SEPARATE_DECODE_MIN_BYTES`` of weights. Every compiled model runs one throw-away pass before
+    this returns (:meth:`StatefulLM.warm_up`): a first inference costs up to 2 s on CPU.
     """
     return SpeculativePipeline(
         Path(folder), devices, device_overrides, property_overrides, rollback, draft_rollback,
