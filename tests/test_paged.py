@@ -120,10 +120,13 @@ def test_a_broken_verifier_diverges_at_a_clear_margin(pipe, tie_bound, monkeypat
 
 def test_the_cache_grows_without_changing_a_token(trained_pipeline, pipe, monkeypatch):
     """A cache allocated for one block at first is doubled (copied) as the request goes on, for
-    both of the target's graphs."""
+    both of the target's graphs. (In f32, as ``pipe``: on AMX CPUs the default is bf16.)"""
     want = pipe.generate(CODE_PROMPTS[1], max_new_tokens=64, draft_tokens=4).token_ids
     monkeypatch.setattr(paged, "FIRST_BLOCKS_TOKENS", 1)
-    small = ov_spec.load(trained_pipeline, rollback="paged", separate_decode=True)
+    small = ov_spec.load(
+        trained_pipeline, rollback="paged", separate_decode=True,
+        property_overrides=["target.INFERENCE_PRECISION_HINT=f32"],
+    )  # fmt: skip
     target = small.models["target"]
     assert target._blocks == 1
     assert small.generate(CODE_PROMPTS[1], max_new_tokens=64, draft_tokens=4).token_ids == want

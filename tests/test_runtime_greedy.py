@@ -333,13 +333,20 @@ CODE_PROMPTS = [
 ]
 
 
+F32_TARGET = "target.INFERENCE_PRECISION_HINT=f32"
+
+
 @pytest.mark.parametrize("rollback", ["trim", "mask"])
 def test_trained_multi_head_pipeline_greedy_exact(trained_pipeline, rollback):
     """A trained pair with several KV heads, int8 weights, rejections at every k: exact equality.
 
-    (The random pair has one KV head, which hides layout mistakes in the rollback.)
+    (The random pair has one KV head, which hides layout mistakes in the rollback.) The target
+    computes in f32: on CPUs with AMX the plugin's default is bf16, where a k-token pass differs
+    from k 1-token passes by enough to flip this small model's near-ties (seen at token 35 of the
+    first prompt, k=2, on a 2-core Xeon), and exact equality would then test the numerics, not
+    the rollback.
     """
-    pipe = ov_spec.load(trained_pipeline, rollback=rollback)
+    pipe = ov_spec.load(trained_pipeline, rollback=rollback, property_overrides=[F32_TARGET])
     pipe.generate(CODE_PROMPTS[0], max_new_tokens=2, use_draft=False)
     assert max(s.state.shape[1] for s in pipe.models["target"].request.query_state()) > 1  # KV heads
     rejected = 0
