@@ -1,9 +1,9 @@
-"""Shared by the side-by-side scripts (``rollback_ab.py``, ``auto_parts.py``): their prompt
-options, and warm-up plus interleaved rounds in one process.
+"""Shared by the side-by-side scripts (``rollback_ab.py``, ``auto_parts.py``, ``ab_checkouts.py``):
+their prompt options, and warm-up plus interleaved rounds in one process.
 
-Each configuration is warmed up on the prompts twice (compile caches, the cost tables, auto's
-first choices); then, per round and prompt, every configuration generates once, in alternating
-order, so a slow spell of a shared machine hits all of them alike.
+Each configuration is warmed up on the prompts, twice by default (compile caches, the cost
+tables, auto's first choices); then, per round and prompt, every configuration generates once,
+in alternating order, so a slow spell of a shared machine hits all of them alike.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ def prompts_of(args: argparse.Namespace) -> list[str]:
 
 
 def interleaved_rates(
-    configs: Sequence[Hashable], prompts: Sequence[str], run: RunFn, rounds: int
+    configs: Sequence[Hashable], prompts: Sequence[str], run: RunFn, rounds: int, warmups: int = 2
 ) -> dict[Hashable, list[float]]:
-    """Tokens/s of each configuration per round (tokens / seconds over the prompts)."""
+    """Tokens/s of each configuration per round (tokens / seconds over the prompts), after
+    ``warmups`` untimed runs of each configuration on each prompt."""
     for config in configs:  # warm-up
-        for prompt in [*prompts, *prompts]:
+        for prompt in list(prompts) * warmups:
             run(config, prompt, False)
     rates: dict[Hashable, list[float]] = {c: [] for c in configs}
     for r in range(rounds):

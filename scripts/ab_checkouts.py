@@ -6,7 +6,8 @@
 Each run is a fresh process with ``PYTHONPATH`` set to its checkout, as a user's process would be:
 it loads the pipeline, generates once per prompt with the default (``draft_tokens="auto"``) and
 with target-only decoding (a warm-up, as the bench's), then times 2 rounds in which the two
-alternate per prompt (the first 4 of the shipped prompts, 48 new tokens). Checkouts alternate in
+alternate per prompt (the first 4 of the shipped prompts, 48 new tokens;
+``_interleave.interleaved_rates``). Checkouts alternate in
 order from one process to the next. Prints per run the tokens/s of both modes, the median of the
 rounds' default / target-only ratios, and the default's target passes, drafted and accepted
 tokens; then per checkout the median ratio over its processes. (What a commit changes in a
@@ -28,32 +29,29 @@ MARK = "AB_RESULT "
 
 
 def _child(pipeline: str) -> None:
+    from _interleave import interleaved_rates  # scripts/ is on sys.path
+
     import ov_spec
     from ov_spec.bench.config import load_prompts
 
     prompts = [p.text for p in load_prompts(None, PROMPTS)]
     pipe = ov_spec.load(pipeline)
     modes = {"default": {}, "target": {"use_draft": False}}
-    for kwargs in modes.values():
-        for prompt in prompts:
-            pipe.generate(prompt, max_new_tokens=NEW_TOKENS, **kwargs)
-    rates: dict[str, list[float]] = {m: [] for m in modes}
-    passes = drafted = accepted = 0
-    for r in range(ROUNDS):
-        totals = {m: [0, 0.0] for m in modes}
-        for i, prompt in enumerate(prompts):
-            for mode in list(modes) if (r + i) % 2 == 0 else list(modes)[::-1]:
-                start = time.perf_counter()
-                metrics = pipe.generate(prompt, max_new_tokens=NEW_TOKENS, **modes[mode]).metrics
-                totals[mode][1] += time.perf_counter() - start
-                totals[mode][0] += metrics.generated_tokens
-                if mode == "default":
-                    passes += metrics.target_passes
-                    drafted += metrics.levels[0].drafted
-                    accepted += metrics.levels[0].accepted
-        for mode, (tokens, seconds) in totals.items():
-            rates[mode].append(tokens / seconds)
-    print(MARK + json.dumps({"module": ov_spec.__file__, "passes": [passes, drafted, accepted], **rates}))
+    counted = [0, 0, 0]  # the default's target passes, drafted and accepted tokens (timed runs)
+
+    def run(mode: str, prompt: str, timed: bool) -> tuple[int, float]:
+        start = time.perf_counter()
+        metrics = pipe.generate(prompt, max_new_tokens=NEW_TOKENS, **modes[mode]).metrics
+        seconds = time.perf_counter() - start
+        if timed and mode == "default":
+            level = metrics.levels[0]
+            counted[0] += metrics.target_passes
+            counted[1] += level.drafted
+            counted[2] += level.accepted
+        return metrics.generated_tokens, seconds
+
+    rates = interleaved_rates(list(modes), prompts, run, ROUNDS, warmups=1)  # one, as the bench's
+    print(MARK + json.dumps({"module": ov_spec.__file__, "passes": counted, **rates}))
 
 
 def main() -> None:
