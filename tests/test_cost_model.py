@@ -612,3 +612,29 @@ def test_a_draft_model_knows_how_far_behind_it_is():
     assert proposer.behind(seq + [10, 11]) == 5  # missed passes
     model.tokens = [5, 6, 7, 8, 9]
     assert proposer.behind(seq) == 1  # all cached: the last one is fed again for its logits
+
+
+def test_request_prediction_sums_the_passes_choices():
+    """``auto``'s predicted speed for a request is over all its passes: the tokens each pass's
+    choice expected over the seconds it expected. In a world that behaves as the model assumes
+    (the tabled costs, i.i.d. acceptance 0.8) it matches the simulated speed; reset clears it."""
+    target = table(0.030, 0.00075, rollback=0.0005)
+    auto = controller(target, draft_s=0.001, prior=0.8)
+    rng = np.random.default_rng(0)
+    seq, tokens, seconds, expected, expected_s = list(range(50)), 0, 0.0, 0.0, 0.0
+    for _ in range(300):
+        k = auto.choose(seq)
+        choice = auto._choice
+        expected += choice.tokens
+        expected_s += choice.tokens / choice.rate
+        accepted = int(np.sum(np.cumprod(rng.random(k) < 0.8))) if k else 0
+        verify_s = target.pass_cost(auto.width + 1, len(seq))
+        s = verify_s + k * 0.001 + (0.0005 if accepted < k else 0.0) + cm.DEFAULT_OVERHEAD_S
+        auto.update(PassOutcome(k, accepted, seconds=s, emitted=accepted + 1, verify_s=verify_s))
+        seq += [7] * (accepted + 1)
+        tokens, seconds = tokens + accepted + 1, seconds + s
+    assert auto.predicted_tokens == pytest.approx(expected) and auto.predicted_s == pytest.approx(expected_s)
+    assert auto.predicted_tokens > 300  # the passes drafted, and expected more than one token each
+    assert auto.predicted_tokens / auto.predicted_s == pytest.approx(tokens / seconds, rel=0.05)
+    auto.reset()
+    assert auto.predicted_tokens == auto.predicted_s == 0.0

@@ -603,6 +603,12 @@ class Choice:
     explore: bool = False
     width: int = 0  # pad the pass to this many draft positions (> k: keeps the last pass's size)
     guarded: bool = False  # decoding alone because drafting measured slower (see _guard)
+    tokens: float = 1.0  # predicted tokens the pass emits (accepted + 1); ``tokens / rate`` its seconds
+
+
+def _emitted(h: np.ndarray, k: int) -> float:
+    """Expected tokens a pass drafting ``k`` emits under hazards ``h``: accepted ones + 1."""
+    return float(expected_accepted(h[:k])[0][k]) + 1.0
 
 
 class AutoDraftLength:
@@ -664,6 +670,10 @@ class AutoDraftLength:
         self.explored = 0  # passes that tried a draft length the model doubted
         self.passes = 0
         self.guarded = 0  # passes decoded alone because drafting measured slower (see _guard)
+        # what the choices of this request's passes predicted: tokens and seconds (their ratio is
+        # the request's predicted speed, next to the measured one)
+        self.predicted_tokens = 0.0
+        self.predicted_s = 0.0
         self._probe = 0  # drafting choices since the guard last measured decoding alone
         self._costs: tuple[tuple[int, int], LevelCosts] | None = None  # (key, costs), see costs()
         self._extra = 0.0  # a draft model: the catch-up (s, in-loop scale) the next drafting pass pays
@@ -831,7 +841,7 @@ class AutoDraftLength:
         if passes >= GUARD_MIN and alone_passes >= GUARD_MIN and drafting < alone:
             decode_s, lost_s = model.budget(self.verifier, self.drafter)
             if lost_s < EXPLORE_SHARE * decode_s:
-                return Choice(choice.k, choice.rate, choice.base, choice.costs, explore=True)
+                return replace(choice, explore=True)
             # Each refusal weakens the measurement a little, so a width measured slow once (in a
             # slow spell, or while the plugin compiled a new shape) is tried again after ~15
             # refusals instead of only on the exploration budget (a prompt lookup width refused
@@ -861,7 +871,8 @@ class AutoDraftLength:
             costs = replace(costs, catch_up=catch_up)
         rates = tokens_per_second(acc.hazards(), costs, self.k_max, self._current)
         k = best_k(rates)
-        choice = self._keep_size(Choice(k, float(rates[k]), base, costs), acc.hazards())
+        h = acc.hazards()
+        choice = self._keep_size(Choice(k, float(rates[k]), base, costs, tokens=_emitted(h, k)), h)
         decode_s, lost_s = self.cost_model.budget(self.verifier, self.drafter)
         if choice.k == 0 and lost_s < EXPLORE_SHARE * decode_s:
             hopeful = tokens_per_second(acc.hazards(optimistic=True), costs, self.k_max, self._current)
@@ -869,7 +880,7 @@ class AutoDraftLength:
             # What one try may lose: its time beyond what its tokens would cost the verifier alone.
             loss = (k_up + 1) * (1.0 / rates[k_up] - 1.0 / base) if k_up else 0.0
             if k_up and lost_s + max(loss, 0.0) <= EXPLORE_SHARE * decode_s:
-                choice = Choice(k_up, float(rates[k_up]), base, costs, explore=True)
+                choice = Choice(k_up, float(rates[k_up]), base, costs, explore=True, tokens=_emitted(h, k_up))
         return choice
 
     def _keep_size(self, choice: Choice, h: np.ndarray | None = None) -> Choice:
@@ -890,7 +901,7 @@ class AutoDraftLength:
         padded = tokens_per_second(h, costs, last, padded=True)
         k = best_k(padded)
         if padded[k] > choice.rate:
-            return Choice(k, float(padded[k]), choice.base, costs, width=last)
+            return Choice(k, float(padded[k]), choice.base, costs, width=last, tokens=_emitted(h, k))
         return choice
 
     def _use(self, choice: Choice) -> int:
@@ -920,6 +931,8 @@ class AutoDraftLength:
             return
         self.passes += 1
         self.guarded += choice.guarded
+        self.predicted_tokens += choice.tokens
+        self.predicted_s += choice.tokens / choice.rate
         model = self.cost_model
         model.record_size(self.verifier, width)
         if seconds > 0:
@@ -1044,6 +1057,14 @@ class HybridLength:
     @property
     def passes(self) -> int:
         return self.lookup.passes + self.draft.passes
+
+    @property
+    def predicted_tokens(self) -> float:
+        return self.lookup.predicted_tokens + self.draft.predicted_tokens
+
+    @property
+    def predicted_s(self) -> float:
+        return self.lookup.predicted_s + self.draft.predicted_s
 
     def rate(self, context: int, optimistic: bool = False) -> float:
         return max(self.lookup.rate(context, optimistic), self.draft.rate(context, optimistic))

@@ -42,9 +42,13 @@ class AutoMetrics:
     first_k: list[int]  # per verifying level: the draft length of its first decoding pass
     mean_k: list[float]  # per verifying level: mean_draft_length (0 = the level decoded alone)
     explored: int  # passes that tried a draft length the cost model doubted
-    predicted_tokens_per_s: float  # decoding speed the cost model expected at the first pass
+    # decoding speed the cost model predicted for this request's passes after the first: the tokens
+    # their choices expected over the seconds they expected (set next to measured_tokens_per_s)
+    predicted_tokens_per_s: float
     measured_tokens_per_s: float  # decoding speed measured: (generated - 1) / (total - ttft)
     predicted_target_only_tokens_per_s: float  # what it expected from the target alone
+    # what it expected before the first pass, at the prompt's length (the chain was chosen by it)
+    predicted_at_start_tokens_per_s: float
     calibration_s: float  # time this call spent timing models (0 when their costs were cached)
     # passes of the lowest level whose draft came from prompt lookup (the default drafter chooses
     # per pass between it and the draft model)

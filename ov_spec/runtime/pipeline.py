@@ -629,9 +629,10 @@ class SpeculativePipeline:
             mean_k=[lv.mean_draft_length for lv in m.levels],
             explored=sum(lv.draft.explored for lv in levels),
             guarded=sum(lv.draft.guarded for lv in levels),
-            predicted_tokens_per_s=predicted,
+            predicted_tokens_per_s=ratio(top.draft.predicted_tokens, top.draft.predicted_s),
             measured_tokens_per_s=ratio(m.generated_tokens - 1, m.total_s - m.ttft_s),
             predicted_target_only_tokens_per_s=target_alone,
+            predicted_at_start_tokens_per_s=predicted,
             calibration_s=self._calibrating,
             lookup_passes=_lookup_passes(levels[-1]),
         )
