@@ -36,9 +36,9 @@ def pipe(trained_pipeline):
 def test_the_target_runs_the_paged_graph(pipe):
     target = pipe.models["target"]
     assert isinstance(target, paged.PagedLM) and target.rollback_mode == "paged"
-    assert not any(
-        isinstance(m, paged.PagedLM) for n, m in pipe.models.items() if n != "target"
-    )  # drafts: mask
+    # drafts: paged too under the default draft_rollback ("auto" on CPU), mask when asked
+    assert all(isinstance(m, paged.PagedLM) for m in pipe.models.values())
+    assert not pipe.models["draft1"].separate_decode  # the 1-token copy is the target's alone
     assert target.block > 0 and not target.rollback_copies
 
 
@@ -176,10 +176,19 @@ def test_one_token_passes_on_their_own_graph_share_the_cache(trained_pipeline, p
         target._grow(target._blocks)  # both requests on one set of cache tensors again
 
 
-def test_mtad_needs_the_stateful_draft(trained_pipeline):
+def test_mtad_beams_run_on_a_stateful_copy_of_a_paged_draft(trained_pipeline):
+    """Drafts run on the paged graph by default on CPU; MTAD's beam search gathers cache rows by
+    beam_idx, which only the stateful IR has, so it gets a stateful copy of the draft: the same
+    output as a pipeline whose drafts are stateful, and the paged draft itself refuses beams."""
     both = ov_spec.load(trained_pipeline, rollback="paged", draft_rollback="paged")
+    stateful = ov_spec.load(trained_pipeline, rollback="paged", draft_rollback="mask")
+    assert isinstance(both.models["draft1"], paged.PagedLM)
+    opts = dict(models=["target", "draft1"], max_new_tokens=16, draft_tokens=4, mtad=True)
+    got = both.generate(CODE_PROMPTS[0], **opts)
+    assert got.token_ids == stateful.generate(CODE_PROMPTS[0], **opts).token_ids
+    assert got.metrics.levels[0].drafted > 0
     with pytest.raises(UserError, match="MTAD's beam search needs the stateful model"):
-        both.generate(CODE_PROMPTS[0], max_new_tokens=8, mtad=True)
+        both.models["draft1"].forward_beams([1, 2], [0, 0])
 
 
 def test_block_indices_keep_their_shape_as_blocks_fill(pipe, monkeypatch):
@@ -216,6 +225,7 @@ def test_loading_warms_up_every_request_and_leaves_nothing_behind(trained_pipeli
 
     monkeypatch.setattr(paged.PagedLM, "_run", spy)
     loaded = ov_spec.load(trained_pipeline, rollback="paged", separate_decode=True)
-    assert runs == [2, 1]  # the verification graph, then the decode copy
+    # the target's verification graph, then its decode copy; then the (paged) draft's one graph
+    assert runs == [2, 1, 2]
     for lm in loaded.models.values():
         assert lm.tokens == [] and lm.stats.calls == 0

@@ -18,12 +18,17 @@ from ov_spec.runtime.stateful import DEFAULT_ROLLBACK
 
 
 @pytest.mark.parametrize("target_rollback", ["trim", "mask", "paged"])
-def test_drafts_roll_back_by_mask_whatever_the_target_uses(random_pipeline, target_rollback):
-    pipe = ov_spec.load(random_pipeline, rollback=target_rollback)
+@pytest.mark.parametrize("draft_rollback", ["auto", "mask"])
+def test_drafts_roll_back_by_their_own_mode_whatever_the_target_uses(
+    random_pipeline, target_rollback, draft_rollback
+):
+    pipe = ov_spec.load(random_pipeline, rollback=target_rollback, draft_rollback=draft_rollback)
     target, *drafts = pipe.manifest.names()
     assert drafts, "the pipeline needs a draft for this test"
     assert pipe.models[target].rollback_mode == target_rollback
-    assert {pipe.models[name].rollback_mode for name in drafts} == {"mask"}
+    # "auto" (the default) on CPU: the paged graph, whose 1-token passes keep their input shapes
+    want = "paged" if draft_rollback == "auto" else draft_rollback
+    assert {pipe.models[name].rollback_mode for name in drafts} == {want}
     # And the drafts really do roll back during a speculative run (else the check means nothing).
     result = pipe.generate("def f(x):", max_new_tokens=16, draft_tokens=4)
     assert any(pipe.models[name].stats.rollbacks > 0 for name in drafts), result.metrics
@@ -36,8 +41,8 @@ def test_auto_rollback_is_paged_on_cpu_unless_the_cache_is_f32(random_pipeline, 
     # (the paged graph has no f32 cache: a target given one stays stateful, with mask)
     assert pipe.models["target"].rollback_mode == ("mask" if kv == "f32" else "paged")
     assert ov_spec.load(random_pipeline, rollback="trim").models["target"].rollback_mode == "trim"
-    # The drafts keep mask whatever the target's cache is.
-    assert {pipe.models[n].rollback_mode for n in pipe.manifest.names()[1:]} == {"mask"}
+    # The drafts' rollback does not follow the target's cache: paged, as "auto" is on CPU.
+    assert {pipe.models[n].rollback_mode for n in pipe.manifest.names()[1:]} == {"paged"}
 
 
 def test_an_unknown_rollback_is_a_user_error_listing_the_choices(random_pipeline):

@@ -495,17 +495,19 @@ def test_auto_prompt_lookup_stays_exact(pipe, reference):
 
 
 def _pass_sizes(monkeypatch) -> dict[str, list[int]]:
-    """Record the tokens of every forward pass, per model (prefill included)."""
+    """Record the tokens of every forward pass, per model (prefill included), stateful or paged
+    (drafts run on the paged graph by default)."""
+    from ov_spec.runtime.paged import PagedLM
     from ov_spec.runtime.stateful import StatefulLM
 
     sizes: dict[str, list[int]] = {}
-    real = StatefulLM._infer
+    for cls in (StatefulLM, PagedLM):
 
-    def spy(self, rows, beam_idx, n_logits):
-        sizes.setdefault(self.name, []).append(len(rows[0]))
-        return real(self, rows, beam_idx, n_logits)
+        def spy(self, rows, beam_idx, n_logits, real=cls._infer):
+            sizes.setdefault(self.name, []).append(len(rows[0]))
+            return real(self, rows, beam_idx, n_logits)
 
-    monkeypatch.setattr(StatefulLM, "_infer", spy)
+        monkeypatch.setattr(cls, "_infer", spy)
     return sizes
 
 

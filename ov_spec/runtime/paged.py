@@ -150,7 +150,7 @@ class PagedLM(StatefulLM):
     def forward_beams(self, tokens, parents):  # type: ignore[no-untyped-def]
         raise UserError(
             f"{self.name}: MTAD's beam search needs the stateful model; load the pipeline with "
-            "draft_rollback='mask' (the default) for the drafts"
+            "draft_rollback='mask' (--draft-rollback mask) for the drafts"
         )
 
     def _infer(

@@ -94,8 +94,9 @@ def load(
     passes (:mod:`ov_spec.runtime.paged`), ``"trim"`` on other devices; ``"mask"`` keeps the stateful
     IR without copying the cache; ``"trim"`` with an f16/f32 cache is the strict choice, equal to
     target-only decoding even at near-ties; see :mod:`ov_spec.runtime.stateful`); ``draft_rollback`` that of
-    every model below it (default ``"mask"``: a draft only proposes, so the last bits of its
-    logits never change the output, and ``trim``'s cache copies would cost more than its passes).
+    every model below it (default ``"auto"``, as for the target: a draft only proposes, so its
+    rollback never changes the output, and on CPU its 1-token passes cost least on the paged graph,
+    whose input shapes stay put; MTAD's beam search needs ``"mask"``).
     ``separate_decode`` (paged CPU targets): compile the target a second time for its 1-token
     passes, so that decoding alone between verification passes makes the CPU plugin re-plan
     neither graph; it costs a second compile and a second set of the plugin's buffers (about
@@ -215,7 +216,8 @@ class SpeculativePipeline:
                     decode = placement.compile_model(self.core, model, entry.name, where, props)
                 self.models[entry.name] = paged.PagedLM(compiled, entry.name, decode=decode, **common)
             else:
-                mode = _rollback_mode(choice, compiled)
+                # (a draft under "auto" off the paged graph keeps mask: trim's copies cost it more)
+                mode = "mask" if entry.level and choice == AUTO else _rollback_mode(choice, compiled)
                 self.models[entry.name] = StatefulLM(compiled, seq_axis, entry.name, mode, **common)
         for lm in self.models.values():  # first inferences are slow: pay them here (StatefulLM.warm_up)
             lm.warm_up()
@@ -223,6 +225,31 @@ class SpeculativePipeline:
         separate = {n for n, m in self.models.items() if m.separate_decode}
         self.costs = costs.CostModel(self._cost_table, costs.preview_priors(self.manifest), separate=separate)
         self._calibrating = 0.0  # seconds the current call spent timing models
+        self._beam_models: dict[str, StatefulLM] = {}  # stateful copies of paged drafts, for MTAD
+
+    def _beam_model(self, name: str) -> StatefulLM:
+        """The draft ``name`` as the stateful IR, which MTAD's beam search needs (it gathers cache
+        rows by ``beam_idx``): the model itself, or for a draft on the paged graph (the default
+        on CPU) a stateful ``mask`` copy, compiled on the first MTAD request and kept."""
+        model = self.models[name]
+        if not isinstance(model, paged.PagedLM):
+            return model
+        if name not in self._beam_models:
+            entry = self.manifest.model(name)
+            ir = self.core.read_model(self.folder / entry.path / "openvino_model.xml")
+            seq_axis = kv_sequence_axis(ir)
+            keep_last_logits(ir)
+            where = self.placements[name]
+            props = placement.compile_properties(where, MAX_DRAFT_TOKENS + 1)
+            compiled = placement.compile_model(self.core, ir, name, where, props)
+            token_map, width = _token_map(self.folder, entry)
+            copy = StatefulLM(
+                compiled, seq_axis, name, "mask", max_context=self.manifest.max_context,
+                token_map=token_map, vocab_size=width,
+            )  # fmt: skip
+            copy.warm_up()
+            self._beam_models[name] = copy
+        return self._beam_models[name]
 
     def _cost_table(self, name: str) -> costs.CostTable:
         """The model's step costs on its device: from the disk cache, or timed now (and cached)."""
@@ -287,7 +314,7 @@ class SpeculativePipeline:
         if mtad is not None:
             if len(chain) != 2 or ngram:
                 raise UserError("MTAD needs exactly one draft model (models=[target, draft]) and no ngram")
-            proposer = BeamProposer(self.models[chain.pop()], width=int(mtad.get("width", 4)))
+            proposer = BeamProposer(self._beam_model(chain.pop()), width=int(mtad.get("width", 4)))
             rule = MtadRule(threshold=float(mtad.get("threshold", 0.5)))
         # The smallest model drafts by plain forward passes unless prompt lookup drafts for it.
         if len(chain) > 1 and proposer is None:
