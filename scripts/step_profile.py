@@ -31,7 +31,7 @@ from pathlib import Path
 import openvino as ov
 
 import ov_spec
-from ov_spec.runtime.stateful import StatefulLM
+from ov_spec.runtime.stateful import DEFAULT_DRAFT_ROLLBACK, StatefulLM
 
 _inside = [0.0, 0.0]  # seconds from start_async to wait, summed; the last start
 
@@ -91,13 +91,22 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--passes", type=int, default=100, help="passes per model, size and round")
     p.add_argument("--top", type=int, default=3, help="op types to list per model and size")
+    p.add_argument(
+        "--draft-rollback",
+        default=DEFAULT_DRAFT_ROLLBACK,
+        help="the drafts' rollback (mask: the stateful IR)",
+    )
     args = p.parse_args()
     sizes = [int(t) for t in args.tokens.split(",")]
     _watch_requests()
     context = [5 + i % 1000 for i in range(args.context)]
-    pipe = ov_spec.load(args.pipeline)
+    pipe = ov_spec.load(args.pipeline, draft_rollback=args.draft_rollback)
     names = pipe.manifest.names()
-    counting = ov_spec.load(args.pipeline, property_overrides=[f"{n}.PERF_COUNT=YES" for n in names])
+    counting = ov_spec.load(
+        args.pipeline,
+        draft_rollback=args.draft_rollback,
+        property_overrides=[f"{n}.PERF_COUNT=YES" for n in names],
+    )
     cases = [(n, t) for n in names for t in sizes]
     for name, t in cases:  # warm-up: compile caches, the first passes of each size
         timed_passes(pipe.models[name], context, t, 10)

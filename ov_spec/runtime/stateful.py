@@ -44,10 +44,10 @@ DEFAULT_ROLLBACK = AUTO  # the one default of load(), SpeculativePipeline and th
 # Models below the target only propose: their rollback cannot change the output (the target
 # verifies), so it is chosen for speed alone. "auto" is the paged graph on CPU (mask elsewhere): a
 # 1-token pass there has fixed input shapes, where mask's attention_mask grows every pass and the
-# CPU plugin re-plans the graph each time. Per 1-token draft pass after 100 tokens (2-core Xeon):
-# 0.66M draft 257 vs 356 us, SmolLM2-135M int4 7.1 vs 8.5 ms (scripts/step_profile.py
-# --draft-rollback). trim's cache copies cost more than either (+44% tok/s for mask at k=4 on
-# the random pair).
+# CPU plugin re-plans the graph each time. Per 1-token draft pass after 100 tokens, a rollback
+# every second pass (2-core Xeon, interleaved): 0.66M draft 257 vs 356 us, SmolLM2-135M int4 7.1
+# vs 8.5 ms (compare with scripts/step_profile.py --draft-rollback mask). trim's cache copies
+# cost more than either (+44% tok/s for mask at k=4 on the random pair).
 DEFAULT_DRAFT_ROLLBACK = AUTO
 # mask mode compacts the cache once holes exceed this many entries and this share of the cache.
 _COMPACT_MIN_HOLES = 256
