@@ -58,8 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=ROLLBACK_CHOICES,
         default=DEFAULT_DRAFT_ROLLBACK,
         help=f"the rollback of every model below the target (default {DEFAULT_DRAFT_ROLLBACK}: paged on "
-        "CPU, mask elsewhere; a draft only proposes, so its rollback never changes the output; MTAD "
-        "needs mask)",
+        "CPU, mask elsewhere; a draft only proposes, so its rollback never changes the output)",
     )
     p.add_argument("--chat", action="store_true", help="apply the model's chat template")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")

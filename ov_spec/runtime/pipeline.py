@@ -96,7 +96,7 @@ def load(
     target-only decoding even at near-ties; see :mod:`ov_spec.runtime.stateful`); ``draft_rollback`` that of
     every model below it (default ``"auto"``, as for the target: a draft only proposes, so its
     rollback never changes the output, and on CPU its 1-token passes cost least on the paged graph,
-    whose input shapes stay put; MTAD's beam search needs ``"mask"``).
+    whose input shapes stay put; MTAD's beam search runs on a stateful copy of a paged draft).
     ``separate_decode`` (paged CPU targets): compile the target a second time for its 1-token
     passes, so that decoding alone between verification passes makes the CPU plugin re-plan
     neither graph; it costs a second compile and a second set of the plugin's buffers (about
