@@ -869,9 +869,9 @@ class AutoDraftLength:
             return choice
         if catch_up:
             costs = replace(costs, catch_up=catch_up)
-        rates = tokens_per_second(acc.hazards(), costs, self.k_max, self._current)
-        k = best_k(rates)
         h = acc.hazards()
+        rates = tokens_per_second(h, costs, self.k_max, self._current)
+        k = best_k(rates)
         choice = self._keep_size(Choice(k, float(rates[k]), base, costs, tokens=_emitted(h, k)), h)
         decode_s, lost_s = self.cost_model.budget(self.verifier, self.drafter)
         if choice.k == 0 and lost_s < EXPLORE_SHARE * decode_s:
