@@ -229,3 +229,46 @@ def test_loading_warms_up_every_request_and_leaves_nothing_behind(trained_pipeli
     assert runs == [2, 1, 2]
     for lm in loaded.models.values():
         assert lm.tokens == [] and lm.stats.calls == 0
+
+
+def _one_by_one(lm, tokens: list[int], rebind: bool) -> list[np.ndarray]:
+    """Logits after each token, fed in 1-token passes (a rejected 3-token pass in between);
+    ``rebind``: every input bound afresh before each pass instead of refilled in place."""
+    lm.reset()
+    out = []
+    for i, token in enumerate(tokens):
+        if rebind:
+            lm._bound.clear()
+        out.append(lm.forward([token]))
+        if i == 2:
+            lm.forward([9, 10, 11], n_logits=3)
+            lm.rollback(i + 1)
+    lm.reset()
+    return out
+
+
+@pytest.mark.parametrize("name, rollback", [("target", "paged"), ("draft1", "paged"), ("draft1", "mask")])
+def test_inputs_refilled_in_place_reach_the_plugin(trained_pipeline, pipe, name, rollback, monkeypatch):
+    """Inputs are bound once per shape and refilled in place (StatefulLM._bind): every pass gives
+    the logits of a pass whose inputs were bound afresh, bit for bit. Negative control: buffers
+    bound once and never refilled give other logits."""
+    lm = (
+        pipe.models[name]
+        if rollback == "paged"
+        else ov_spec.load(trained_pipeline, draft_rollback="mask").models[name]
+    )
+    assert lm.rollback_mode == rollback
+    tokens = pipe.tokenizer.encode(CODE_PROMPTS[1])[:8]
+    want = _one_by_one(lm, tokens, rebind=True)
+    got = _one_by_one(lm, tokens, rebind=False)
+    assert all(np.array_equal(a, b) for a, b in zip(want, got))
+    bind = type(lm)._bind
+
+    def bind_without_refill(self, request, ports, feed):
+        stale = self._bound.get(id(request), {})
+        fresh = {k: v for k, v in feed.items() if k not in stale or stale[k].shape != v.shape}
+        bind(self, request, ports, fresh)
+
+    monkeypatch.setattr(type(lm), "_bind", bind_without_refill)
+    stale = _one_by_one(lm, tokens, rebind=False)
+    assert not all(np.allclose(a, b, atol=1e-3) for a, b in zip(want, stale))

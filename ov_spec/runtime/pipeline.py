@@ -178,47 +178,8 @@ class SpeculativePipeline:
         self.models: dict[str, StatefulLM] = {}
         self.compile_props: dict[str, dict[str, Any]] = {}
         for entry in self.manifest.by_level():
-            xml = folder / entry.path / "openvino_model.xml"
-            _check_weights(xml.with_suffix(".bin"), entry.size_bytes)
-            try:
-                model = self.core.read_model(xml)
-            except RuntimeError as err:
-                raise UserError(
-                    f"cannot read {xml}: {first_line(err)}; the file is damaged, re-export the pipeline"
-                ) from None
-            if not is_stateful(model):
-                raise UserError(
-                    f"{entry.name} is not a stateful IR; re-export it with `python -m ov_spec.export`"
-                )
-            where = self.placements[entry.name]
             choice = rollback if entry.level == 0 else draft_rollback
-            seq_axis = kv_sequence_axis(model)  # (read before to_paged removes the cache variables)
-            props = placement.compile_properties(where, MAX_DRAFT_TOKENS + 1)
-            use_paged = _wants_paged(choice, where.device, props, entry.name)
-            if use_paged:
-                paged.to_paged(model)
-            elif not where.device.startswith("NPU"):  # NPUW builds its own static prefill/decode graphs
-                keep_last_logits(model)
-            if use_paged and where.device.startswith("CPU"):
-                props = paged.cpu_properties(props)
-            compiled = placement.compile_model(self.core, model, entry.name, where, props)
-            self.compile_props[entry.name] = props
-            token_map, width = _token_map(folder, entry)  # a pruned-vocabulary draft head, else None
-            common = dict(max_context=self.manifest.max_context, token_map=token_map, vocab_size=width)
-            if use_paged:
-                # (the re-planning a second copy avoids is the CPU plugin's: see ov_spec.runtime.paged)
-                decode = None
-                if (
-                    entry.level == 0
-                    and where.device.startswith("CPU")
-                    and _wants_separate_decode(separate_decode, entry.size_bytes)
-                ):
-                    decode = placement.compile_model(self.core, model, entry.name, where, props)
-                self.models[entry.name] = paged.PagedLM(compiled, entry.name, decode=decode, **common)
-            else:
-                # (a draft under "auto" off the paged graph keeps mask: trim's copies cost it more)
-                mode = "mask" if entry.level and choice == AUTO else _rollback_mode(choice, compiled)
-                self.models[entry.name] = StatefulLM(compiled, seq_axis, entry.name, mode, **common)
+            self.models[entry.name] = self._load_model(entry, choice, separate_decode)
         for lm in self.models.values():  # first inferences are slow: pay them here (StatefulLM.warm_up)
             lm.warm_up()
         self.vocab_size = self.models[names[0]].vocab_size
@@ -226,6 +187,51 @@ class SpeculativePipeline:
         self.costs = costs.CostModel(self._cost_table, costs.preview_priors(self.manifest), separate=separate)
         self._calibrating = 0.0  # seconds the current call spent timing models
         self._beam_models: dict[str, StatefulLM] = {}  # stateful copies of paged drafts, for MTAD
+
+    def _load_model(self, entry: ModelEntry, choice: str, separate_decode: bool | None) -> StatefulLM:
+        """Read, rewrite and compile one model of the pipeline as rollback ``choice`` asks: the
+        paged-attention graph (:class:`~ov_spec.runtime.paged.PagedLM`, with a decode copy for
+        a large CPU target) or the stateful IR (:class:`StatefulLM`). Records its compile
+        properties in ``compile_props`` (the cost table's cache key)."""
+        xml = self.folder / entry.path / "openvino_model.xml"
+        _check_weights(xml.with_suffix(".bin"), entry.size_bytes)
+        try:
+            model = self.core.read_model(xml)
+        except RuntimeError as err:
+            raise UserError(
+                f"cannot read {xml}: {first_line(err)}; the file is damaged, re-export the pipeline"
+            ) from None
+        if not is_stateful(model):
+            raise UserError(
+                f"{entry.name} is not a stateful IR; re-export it with `python -m ov_spec.export`"
+            )
+        where = self.placements[entry.name]
+        seq_axis = kv_sequence_axis(model)  # (read before to_paged removes the cache variables)
+        props = placement.compile_properties(where, MAX_DRAFT_TOKENS + 1)
+        use_paged = _wants_paged(choice, where.device, props, entry.name)
+        if use_paged:
+            paged.to_paged(model)
+        elif not where.device.startswith("NPU"):  # NPUW builds its own static prefill/decode graphs
+            keep_last_logits(model)
+        if use_paged and where.device.startswith("CPU"):
+            props = paged.cpu_properties(props)
+        compiled = placement.compile_model(self.core, model, entry.name, where, props)
+        self.compile_props.setdefault(entry.name, props)  # (an MTAD copy keeps the model's key)
+        token_map, width = _token_map(self.folder, entry)  # a pruned-vocabulary draft head, else None
+        common = dict(max_context=self.manifest.max_context, token_map=token_map, vocab_size=width)
+        if not use_paged:
+            # (a draft under "auto" off the paged graph keeps mask: trim's copies cost it more)
+            mode = "mask" if entry.level and choice == AUTO else _rollback_mode(choice, compiled)
+            return StatefulLM(compiled, seq_axis, entry.name, mode, **common)
+        # (the re-planning a second copy avoids is the CPU plugin's: see ov_spec.runtime.paged)
+        decode = None
+        if (
+            entry.level == 0
+            and where.device.startswith("CPU")
+            and _wants_separate_decode(separate_decode, entry.size_bytes)
+        ):
+            decode = placement.compile_model(self.core, model, entry.name, where, props)
+        return paged.PagedLM(compiled, entry.name, decode=decode, **common)
 
     def _beam_model(self, name: str) -> StatefulLM:
         """The draft ``name`` as the stateful IR, which MTAD's beam search needs (it gathers cache
@@ -235,18 +241,7 @@ class SpeculativePipeline:
         if not isinstance(model, paged.PagedLM):
             return model
         if name not in self._beam_models:
-            entry = self.manifest.model(name)
-            ir = self.core.read_model(self.folder / entry.path / "openvino_model.xml")
-            seq_axis = kv_sequence_axis(ir)
-            keep_last_logits(ir)
-            where = self.placements[name]
-            props = placement.compile_properties(where, MAX_DRAFT_TOKENS + 1)
-            compiled = placement.compile_model(self.core, ir, name, where, props)
-            token_map, width = _token_map(self.folder, entry)
-            copy = StatefulLM(
-                compiled, seq_axis, name, "mask", max_context=self.manifest.max_context,
-                token_map=token_map, vocab_size=width,
-            )  # fmt: skip
+            copy = self._load_model(self.manifest.model(name), "mask", separate_decode=False)
             copy.warm_up()
             self._beam_models[name] = copy
         return self._beam_models[name]
