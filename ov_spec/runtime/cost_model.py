@@ -116,16 +116,9 @@ class CostTable:
                 )
             per_t = np.stack(rows)  # [contexts, t_max]
             out = np.zeros(t_max + 1)
-            if context > self.contexts[-1] and len(self.contexts) > 1:
-                # Past the last timed context only the 1-token pass is extrapolated; a t-token pass
-                # keeps its measured ratio to it there. Each row's own slope between two noisy
-                # points, carried 5x beyond them, made a 5-token pass of smollm2-wide's target
-                # 2.25x a 1-token pass at 1500 tokens (timed at 59 and 283: 1.59x, 1.72x); prompt
-                # lookup k=4 then paid 1.17x, so its passes cost ~1.6x. An overestimate is never
-                # tested (auto stops drafting), an underestimate is (the measured check and the
-                # learned pass sizes correct it).
-                one = _in_context(self.contexts, per_t[:, 0], context)
-                out[1:] = per_t[-1] * (one / per_t[-1, 0])
+            growth = self._growth_beyond(context)
+            if growth is not None:
+                out[1:] = per_t[-1] * growth
             else:
                 out[1:] = [_in_context(self.contexts, per_t[:, i], context) for i in range(t_max)]
             if len(self._cache) > 256:
@@ -140,12 +133,26 @@ class CostTable:
         """Extra seconds of a pass whose size differs from the model's previous pass."""
         if len(self.switch_s) != len(self.contexts):
             return 0.0
-        if context > self.contexts[-1] and len(self.contexts) > 1:
-            # past the last timed context: its measured share of a 1-token pass (see pass_costs;
-            # carried linearly, smollm2-wide's 10 and 13 ms at 59 and 283 tokens became 30 ms at 1500)
-            last = self.pass_cost(1, self.contexts[-1])
-            return self.switch_s[-1] * self.pass_cost(1, context) / last if last > 0 else self.switch_s[-1]
+        growth = self._growth_beyond(int(context) // 8 * 8)  # (rounded as pass_costs rounds)
+        if growth is not None:  # (carried linearly, smollm2-wide's 10 and 13 ms became 30 ms at 1500)
+            return self.switch_s[-1] * growth
         return _in_context(self.contexts, self.switch_s, context)
+
+    def _growth_beyond(self, context: int) -> float | None:
+        """Past the last timed context: how much a 1-token pass grows from there (the factor every
+        pass size and the re-planning cost are scaled by); None inside the timed range.
+
+        Only the 1-token pass is extrapolated; the rest keep their measured ratio to it. Each pass
+        size's own slope between two noisy points, carried 5x beyond them, made a 5-token pass of
+        smollm2-wide's target 2.25x a 1-token pass at 1500 tokens (timed at 59 and 283: 1.59x,
+        1.72x); prompt lookup k=4 then paid 1.17x, so its passes cost ~1.6x. An overestimate is
+        never tested (auto stops drafting), an underestimate is (the measured check and the
+        learned pass sizes correct it)."""
+        if context <= self.contexts[-1] or len(self.contexts) < 2:
+            return None
+        last = self.pass_s[-1][0]  # (token_counts start at 1)
+        one = _in_context(self.contexts, [row[0] for row in self.pass_s], context)
+        return one / last if last > 0 else 1.0
 
     def rollback_cost(self, context: int) -> float:
         return _in_context(self.contexts, self.rollback_s, context)
